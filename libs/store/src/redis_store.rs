@@ -1,0 +1,3 @@
+//! placeholder
+pub struct RedisStore;
+pub struct RedisStoreConfig;
