@@ -6,6 +6,7 @@
 //! (`__` separates levels, names are lower-cased). A value is read as TOML when it parses as
 //! a TOML value (`10`, `true`, `["a"]`) and as a string otherwise.
 
+pub mod process;
 mod secret;
 
 use std::path::{Path, PathBuf};

@@ -1,1 +1,59 @@
-fn main() {}
+//! `mixmon-aggregator`: the control plane and ingestion service. See the library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use mixmon_aggregator::{catalogue::HEALTH_CHECK_INTERVAL, AggregatorConfig, Catalogue, CatalogueHandle, ServeOptions};
+
+#[derive(Parser)]
+#[command(version, about = "mixmon aggregator: control plane, ingestion and rollups")]
+struct Args {
+    /// Configuration file (TOML); `MIXMON_<SECTION>__<KEY>` variables override it.
+    #[arg(long, env = "MIXMON_AGGREGATOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address for gRPC, overriding the file (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// After binding, write `{"grpc": "<address>"}` here (for supervisors and tests).
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// Allow listening on a non-loopback address without a prober token.
+    #[arg(long)]
+    insecure_no_auth: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    mixmon_telemetry::init("info");
+    let args = Args::parse();
+    let config: AggregatorConfig =
+        mixmon_config::load(args.config.as_deref(), mixmon_config::process_env()).context("loading the configuration")?;
+    let interval = std::env::var(HEALTH_CHECK_INTERVAL).ok();
+    let catalogue = Catalogue::from_config(&config, interval.as_deref())?;
+    let token = config.auth.resolve().map_err(anyhow::Error::msg)?;
+    let listen = args.listen.unwrap_or(config.listen);
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
+    let address = listener.local_addr()?;
+    if token.is_none() && !address.ip().is_loopback() && !args.insecure_no_auth {
+        anyhow::bail!(
+            "refusing to listen on {address} without a prober token: set auth.token_file (or MIXMON_AUTH__TOKEN), or pass --insecure-no-auth"
+        );
+    }
+    let store = mixmon_store::open(&config.store).await.context("opening the store")?;
+    tracing::info!(%address, checks = catalogue.checks.len(), version = catalogue.version, "aggregator listening");
+    if let Some(path) = &args.ready_file {
+        mixmon_config::process::write_ready_file(path, &format!("{{\"grpc\":\"{address}\"}}"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let options = ServeOptions {
+        catalogue: CatalogueHandle::new(catalogue),
+        store,
+        auth_token: token,
+        registry: Arc::default(),
+        stats: Arc::default(),
+    };
+    mixmon_aggregator::serve(options, listener, mixmon_config::process::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,1 +1,55 @@
-//! placeholder
+//! mixmon-prober: the per-node agent. It registers with an aggregator, receives its check
+//! assignments over a gRPC stream, runs each check at its fixed phase, buffers every result
+//! and streams the buffer in sequence-numbered batches, dropping a batch only once the
+//! aggregator acknowledged it (and so had it durably stored).
+//!
+//! Layout: `config` (the file), `checks` (what a probe does), `scheduler` (when it runs),
+//! `buffer` (what is not yet acknowledged), `uplink` (the control-plane client),
+//! `ground_truth` (an optional log of every result, for tests and audits).
+
+pub mod buffer;
+pub mod checks;
+pub mod config;
+pub mod ground_truth;
+pub mod scheduler;
+pub mod uplink;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use config::ProberConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProberError {
+    #[error("invalid prober configuration: {0}")]
+    Config(String),
+    #[error("cannot start the HTTP check engine: {0}")]
+    Checks(String),
+    #[error("cannot open the ground-truth file {path}: {source}")]
+    GroundTruth { path: String, source: std::io::Error },
+}
+
+/// Runs the prober until `shutdown` completes, then flushes what it can and returns.
+pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ProberError> {
+    let identity = config.identity()?;
+    let aggregators = config.aggregator_endpoints()?;
+    let http = checks::HttpProber::new().map_err(|e| ProberError::Checks(e.to_string()))?;
+    let buffer = Arc::new(buffer::ResultBuffer::new(config.buffer.max_results));
+    let ground_truth = match &config.debug.ground_truth_file {
+        Some(path) => Some(ground_truth::GroundTruth::open(path, identity.region.clone()).map_err(|source| {
+            ProberError::GroundTruth { path: path.display().to_string(), source }
+        })?),
+        None => None,
+    };
+    let sink = scheduler::ResultSink::new(buffer.clone(), ground_truth);
+    let scheduler = scheduler::Scheduler::new(http, sink);
+    let uplink = uplink::Uplink::new(uplink::UplinkSettings {
+        identity,
+        aggregators,
+        token: config.aggregator.token()?,
+        batch_max_results: config.batch.max_results,
+        flush_interval: std::time::Duration::from_millis(config.batch.flush_interval_ms),
+    });
+    uplink.run(buffer, scheduler, shutdown).await;
+    Ok(())
+}

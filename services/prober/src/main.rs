@@ -1,1 +1,24 @@
-fn main() {}
+//! `mixmon-prober`: the per-node agent. See the library for what it does.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(version, about = "mixmon prober: runs assigned checks and streams their results")]
+struct Args {
+    /// Configuration file (TOML); `MIXMON_<SECTION>__<KEY>` variables override it.
+    #[arg(long, env = "MIXMON_PROBER_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    mixmon_telemetry::init("info");
+    let args = Args::parse();
+    let config: mixmon_prober::ProberConfig =
+        mixmon_config::load(args.config.as_deref(), mixmon_config::process_env()).context("loading the configuration")?;
+    mixmon_prober::run(config, mixmon_config::process::shutdown_signal()).await?;
+    Ok(())
+}

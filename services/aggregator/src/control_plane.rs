@@ -1,0 +1,263 @@
+//! The gRPC control plane: registration, the assignment stream, and the report stream whose
+//! acknowledgements promise durability. A batch is acknowledged only after the store applied
+//! it (or recognised it as already applied); while the store is down the stream holds and
+//! retries, and the prober keeps the batch.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mixmon_model::ProberIdentity;
+use mixmon_proto::pb;
+use mixmon_store::{ApplyOutcome, BatchId, Store, StoreError};
+use pb::control_plane_server::ControlPlane;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::catalogue::Catalogue;
+use crate::ingest::{self, IngestStats, MAX_BATCH_RESULTS};
+use crate::registry::{LivenessEvent, Registry, HEARTBEAT_INTERVAL_MS};
+use crate::unix_ms;
+
+/// A report stream must say hello this soon after opening.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+pub struct ControlPlaneState {
+    pub catalogue: watch::Receiver<Arc<Catalogue>>,
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub stats: Arc<IngestStats>,
+    /// Turns true when the aggregator shuts down: streams end so the server can drain.
+    pub stopping: watch::Receiver<bool>,
+}
+
+#[derive(Clone)]
+pub struct ControlPlaneService {
+    state: Arc<ControlPlaneState>,
+}
+
+impl ControlPlaneService {
+    pub fn new(state: ControlPlaneState) -> Self {
+        Self { state: Arc::new(state) }
+    }
+}
+
+fn identity(raw: Option<pb::ProberIdentity>) -> Result<ProberIdentity, Status> {
+    let raw = raw.ok_or_else(|| Status::invalid_argument("identity is missing"))?;
+    Ok(ProberIdentity::try_from(raw)?)
+}
+
+pub fn log_liveness(event: Option<LivenessEvent>) {
+    match event {
+        Some(LivenessEvent::Joined(p)) => {
+            tracing::info!(event = "prober_joined", prober = %p.id, region = %p.region, node = %p.node, version = %p.version, "prober joined");
+        }
+        Some(LivenessEvent::Silent(p)) => {
+            tracing::info!(event = "prober_silent", prober = %p.id, region = %p.region, node = %p.node, "prober went silent; its checks get no data from it, which is not a failure");
+        }
+        None => {}
+    }
+}
+
+#[tonic::async_trait]
+impl ControlPlane for ControlPlaneService {
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        let identity = identity(request.into_inner().identity)?;
+        log_liveness(self.state.registry.seen(&identity, unix_ms()));
+        Ok(Response::new(pb::RegisterResponse {
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+            max_batch_results: MAX_BATCH_RESULTS as u32,
+        }))
+    }
+
+    type WatchAssignmentsStream = ReceiverStream<Result<pb::AssignmentUpdate, Status>>;
+
+    async fn watch_assignments(
+        &self,
+        request: Request<pb::WatchAssignmentsRequest>,
+    ) -> Result<Response<Self::WatchAssignmentsStream>, Status> {
+        let identity = identity(request.into_inner().identity)?;
+        let (tx, rx) = mpsc::channel(16);
+        let mut catalogue = self.state.catalogue.clone();
+        let mut stopping = self.state.stopping.clone();
+        tokio::spawn(async move {
+            let mut current = catalogue.borrow_and_update().clone();
+            let snapshot = pb::AssignmentUpdate {
+                kind: pb::assignment_update::Kind::Snapshot as i32,
+                version: current.version,
+                checks: current.checks.values().map(pb::CheckSpec::from).collect(),
+                removed_check_ids: Vec::new(),
+            };
+            if tx.send(Ok(snapshot)).await.is_err() {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    changed = catalogue.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let next = catalogue.borrow_and_update().clone();
+                        let (upserts, removed) = current.diff(&next);
+                        let delta = pb::AssignmentUpdate {
+                            kind: pb::assignment_update::Kind::Delta as i32,
+                            version: next.version,
+                            checks: upserts.iter().map(pb::CheckSpec::from).collect(),
+                            removed_check_ids: removed.iter().map(ToString::to_string).collect(),
+                        };
+                        if tx.send(Ok(delta)).await.is_err() {
+                            return;
+                        }
+                        tracing::debug!(prober = %identity.id, version = next.version, "assignment change sent");
+                        current = next;
+                    }
+                    _ = tx.closed() => return,
+                    _ = stopping.changed() => return,
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type ReportStream = ReceiverStream<Result<pb::ReportAck, Status>>;
+
+    async fn report(&self, request: Request<Streaming<pb::ReportRequest>>) -> Result<Response<Self::ReportStream>, Status> {
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(64);
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            if let Err(status) = report_stream(state, inbound, &tx).await {
+                tracing::warn!(error = %status.message(), "report stream refused");
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+type AckSender = mpsc::Sender<Result<pb::ReportAck, Status>>;
+
+async fn report_stream(
+    state: Arc<ControlPlaneState>,
+    mut inbound: Streaming<pb::ReportRequest>,
+    tx: &AckSender,
+) -> Result<(), Status> {
+    let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+        .await
+        .map_err(|_| Status::deadline_exceeded("no hello within 10 s of opening the report stream"))??;
+    let Some(pb::ReportRequest { msg: Some(pb::report_request::Msg::Hello(hello)) }) = first else {
+        return Err(Status::invalid_argument("the first message of a report stream must be hello"));
+    };
+    let identity = identity(hello.identity)?;
+    log_liveness(state.registry.stream_opened(&identity, unix_ms()));
+    let result = serve_batches(&state, &identity, hello.epoch, &mut inbound, tx).await;
+    state.registry.stream_closed(&identity.id);
+    result
+}
+
+async fn serve_batches(
+    state: &ControlPlaneState,
+    identity: &ProberIdentity,
+    epoch: u64,
+    inbound: &mut Streaming<pb::ReportRequest>,
+    tx: &AckSender,
+) -> Result<(), Status> {
+    let mut stopping = state.stopping.clone();
+    let mut last_seq: Option<u64> = None;
+    loop {
+        let message = tokio::select! {
+            message = inbound.message() => message?,
+            _ = stopping.changed() => return Ok(()),
+        };
+        let Some(message) = message else { return Ok(()) };
+        log_liveness(state.registry.seen(identity, unix_ms()));
+        let batch = match message.msg {
+            Some(pb::report_request::Msg::Batch(batch)) => batch,
+            Some(pb::report_request::Msg::Heartbeat(_)) => continue,
+            Some(pb::report_request::Msg::Hello(_)) => {
+                return Err(Status::invalid_argument("hello may only be the first message of a report stream"))
+            }
+            None => return Err(Status::invalid_argument("empty report message")),
+        };
+        let seq = batch.seq;
+        if let Some(reason) = refuse_batch(last_seq, &batch) {
+            state.stats.batches_rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(prober = %identity.id, seq, %reason, "batch refused");
+            let rejection = pb::report_ack::Msg::Rejected(pb::Rejection { seq, reason });
+            send_ack(tx, rejection).await?;
+            continue;
+        }
+        last_seq = Some(seq);
+        let catalogue = state.catalogue.borrow().clone();
+        let sorted = ingest::sort_batch(&identity.region, &catalogue, batch.results, unix_ms());
+        for (reason, n) in &sorted.rejected {
+            state.stats.count_rejected(*reason, *n);
+            tracing::debug!(prober = %identity.id, seq, reason = reason.as_str(), n, "results refused");
+        }
+        let id = BatchId { prober: identity.id.clone(), epoch, seq };
+        let Some(outcome) = apply_with_retry(state, &id, &sorted.delta, &mut stopping).await else {
+            // Stopping before the store took it: no ack, so the prober sends it again.
+            return Ok(());
+        };
+        match outcome {
+            ApplyOutcome::Applied => {
+                state.stats.batches_applied.fetch_add(1, Ordering::Relaxed);
+                state.stats.results_stored.fetch_add(sorted.delta.result_count(), Ordering::Relaxed);
+            }
+            ApplyOutcome::Duplicate => {
+                state.stats.batches_duplicate.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        send_ack(tx, pb::report_ack::Msg::AckedSeq(seq)).await?;
+    }
+}
+
+fn refuse_batch(last_seq: Option<u64>, batch: &pb::ResultBatch) -> Option<String> {
+    if let Some(last) = last_seq.filter(|last| batch.seq <= *last) {
+        return Some(format!("sequence number {} is not above {last}, the previous one on this stream", batch.seq));
+    }
+    if batch.results.len() > MAX_BATCH_RESULTS {
+        return Some(format!("{} results exceed the maximum of {MAX_BATCH_RESULTS} per batch", batch.results.len()));
+    }
+    None
+}
+
+async fn send_ack(tx: &AckSender, msg: pb::report_ack::Msg) -> Result<(), Status> {
+    tx.send(Ok(pb::ReportAck { msg: Some(msg) })).await.map_err(|_| Status::cancelled("the prober went away"))
+}
+
+/// Applies a batch, holding and retrying while the store is unavailable. `None` when the
+/// aggregator stops first.
+async fn apply_with_retry(
+    state: &ControlPlaneState,
+    id: &BatchId,
+    delta: &mixmon_model::RollupDelta,
+    stopping: &mut watch::Receiver<bool>,
+) -> Option<ApplyOutcome> {
+    let mut delay = Duration::from_millis(50);
+    let mut warned = false;
+    loop {
+        match state.store.apply_batch(id, delta).await {
+            Ok(outcome) => {
+                if warned {
+                    tracing::info!(prober = %id.prober, seq = id.seq, "store is back; batch stored");
+                }
+                return Some(outcome);
+            }
+            Err(err) => {
+                if !warned {
+                    let kind = if matches!(err, StoreError::Unavailable(_)) { "unavailable" } else { "failing" };
+                    tracing::warn!(prober = %id.prober, seq = id.seq, error = %err, "store {kind}; holding the batch and retrying");
+                    warned = true;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stopping.changed() => return None,
+        }
+        delay = (delay * 2).min(STORE_RETRY_MAX);
+    }
+}

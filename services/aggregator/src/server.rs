@@ -1,0 +1,140 @@
+//! The gRPC server stack, in one place: bearer-token auth on the control plane (not on
+//! `grpc.health.v1`, which Kubernetes probes call bare), message size limits, a concurrency
+//! limit per connection, HTTP/2 keepalive, and a graceful shutdown that first ends every
+//! stream (so no batch is half-handled) and then waits for connections to drain.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mixmon_config::Secret;
+use mixmon_proto::pb::control_plane_server::ControlPlaneServer;
+use mixmon_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+
+use crate::catalogue::Catalogue;
+use crate::control_plane::{log_liveness, ControlPlaneService, ControlPlaneState};
+use crate::ingest::IngestStats;
+use crate::registry::Registry;
+use crate::{unix_ms, AggregatorError};
+
+/// Largest gRPC message accepted; a batch of the maximum size is far below it.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Concurrent requests (streams) on one connection; a prober needs three.
+const CONCURRENCY_PER_CONNECTION: usize = 64;
+/// Longest a shutdown waits for connections to close after every stream was ended.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Swaps the catalogue of a running aggregator; every prober receives the change.
+#[derive(Clone)]
+pub struct CatalogueHandle {
+    sender: Arc<watch::Sender<Arc<Catalogue>>>,
+}
+
+impl CatalogueHandle {
+    pub fn new(catalogue: Catalogue) -> Self {
+        Self { sender: Arc::new(watch::channel(Arc::new(catalogue)).0) }
+    }
+
+    pub fn replace(&self, catalogue: Catalogue) {
+        self.sender.send_replace(Arc::new(catalogue));
+    }
+
+    pub fn current(&self) -> Arc<Catalogue> {
+        self.sender.borrow().clone()
+    }
+}
+
+pub struct ServeOptions {
+    pub catalogue: CatalogueHandle,
+    pub store: Arc<dyn Store>,
+    pub auth_token: Option<Secret>,
+    pub registry: Arc<Registry>,
+    pub stats: Arc<IngestStats>,
+}
+
+#[derive(Clone)]
+struct BearerAuth(Option<Secret>);
+
+impl tonic::service::Interceptor for BearerAuth {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let Some(token) = &self.0 else { return Ok(request) };
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            Some(candidate) if token.matches(candidate) => Ok(request),
+            _ => Err(tonic::Status::unauthenticated("missing or invalid bearer token")),
+        }
+    }
+}
+
+/// Serves the control plane on `listener` until `shutdown` completes.
+pub async fn serve(
+    options: ServeOptions,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AggregatorError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = ControlPlaneState {
+        catalogue: options.catalogue.sender.subscribe(),
+        store: options.store,
+        registry: options.registry.clone(),
+        stats: options.stats,
+        stopping: stop_rx,
+    };
+    let control_plane = ControlPlaneServer::new(ControlPlaneService::new(state))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let control_plane = InterceptedService::new(control_plane, BearerAuth(options.auth_token));
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_service_status("mixmon.v1.ControlPlane", tonic_health::ServingStatus::Serving).await;
+    health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+
+    let registry = options.registry;
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            for event in registry.sweep(unix_ms()) {
+                log_liveness(Some(event));
+            }
+        }
+    });
+
+    let mut server_stop = stop_tx.subscribe();
+    let mut hard_stop = stop_tx.subscribe();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: ending streams, then draining connections");
+        health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        let _ = stop_tx.send(true);
+    });
+    let server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .tcp_nodelay(true)
+        .add_service(health_service)
+        .add_service(control_plane)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = server_stop.wait_for(|stopping| *stopping).await;
+        });
+    let result = tokio::select! {
+        result = server => result.map_err(AggregatorError::from),
+        _ = async {
+            let _ = hard_stop.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(DRAIN_LIMIT).await;
+        } => {
+            tracing::warn!("connections did not drain within {DRAIN_LIMIT:?}; stopping anyway");
+            Ok(())
+        }
+    };
+    sweeper.abort();
+    result
+}

@@ -1,0 +1,111 @@
+//! When checks run: one task per assigned check, waking at `k * interval + phase` (the phase
+//! derived from the check id), so a check keeps its slot across restarts and reassignments.
+//! Applying a new assignment restarts only the checks whose spec changed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mixmon_model::{CheckId, CheckKind, CheckSpec, ProbeResult};
+use tokio::task::JoinHandle;
+
+use crate::buffer::ResultBuffer;
+use crate::checks::HttpProber;
+use crate::ground_truth::GroundTruth;
+
+/// Where results go: the delivery buffer, and the ground-truth log when one is configured.
+#[derive(Clone)]
+pub struct ResultSink {
+    buffer: Arc<ResultBuffer>,
+    ground_truth: Option<Arc<GroundTruth>>,
+}
+
+impl ResultSink {
+    pub fn new(buffer: Arc<ResultBuffer>, ground_truth: Option<GroundTruth>) -> Self {
+        Self { buffer, ground_truth: ground_truth.map(Arc::new) }
+    }
+
+    pub fn record(&self, result: ProbeResult) {
+        if let Some(truth) = &self.ground_truth {
+            truth.record(&result);
+        }
+        self.buffer.push(result);
+    }
+}
+
+pub fn unix_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+pub struct Scheduler {
+    http: Arc<HttpProber>,
+    sink: ResultSink,
+    running: HashMap<CheckId, (CheckSpec, JoinHandle<()>)>,
+    version: u64,
+}
+
+impl Scheduler {
+    pub fn new(http: HttpProber, sink: ResultSink) -> Self {
+        Self { http: Arc::new(http), sink, running: HashMap::new(), version: 0 }
+    }
+
+    /// The catalogue version currently applied.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn check_count(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Replaces the whole assignment.
+    pub fn apply_snapshot(&mut self, version: u64, checks: Vec<CheckSpec>) {
+        let keep: std::collections::HashSet<CheckId> = checks.iter().map(|c| c.id.clone()).collect();
+        let gone: Vec<CheckId> = self.running.keys().filter(|id| !keep.contains(*id)).cloned().collect();
+        self.apply_delta(version, checks, gone);
+    }
+
+    /// Upserts `checks` and stops `removed`.
+    pub fn apply_delta(&mut self, version: u64, checks: Vec<CheckSpec>, removed: Vec<CheckId>) {
+        for id in removed {
+            if let Some((_, handle)) = self.running.remove(&id) {
+                handle.abort();
+            }
+        }
+        for spec in checks {
+            if self.running.get(&spec.id).is_some_and(|(running, _)| *running == spec) {
+                continue;
+            }
+            let handle = tokio::spawn(run_check(spec.clone(), self.http.clone(), self.sink.clone()));
+            if let Some((_, old)) = self.running.insert(spec.id.clone(), (spec, handle)) {
+                old.abort();
+            }
+        }
+        self.version = version;
+    }
+
+    pub fn stop_all(&mut self) {
+        for (_, (_, handle)) in self.running.drain() {
+            handle.abort();
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+async fn run_check(spec: CheckSpec, http: Arc<HttpProber>, sink: ResultSink) {
+    loop {
+        let now = unix_ms();
+        let next = spec.next_run_after(now);
+        tokio::time::sleep(Duration::from_millis((next - now).max(0) as u64)).await;
+        let started_at_ms = unix_ms();
+        let result = match &spec.kind {
+            CheckKind::Http(check) => http.probe(&spec, check, started_at_ms).await,
+        };
+        sink.record(result);
+    }
+}
