@@ -1,1 +1,27 @@
-//! placeholder
+//! A simulated AI Mixer fleet for demos and end-to-end tests.
+//!
+//! Every simulated pod listens on its own loopback port and serves `GET /health` and
+//! `GET /metrics` in the shape of a real mixer pod (see `tests/fixtures/ai_mixer_metrics.prom`).
+//! Endpoint fronts (`us-west`, ..., `edge`, `api`) spread `/health` over their pods
+//! round-robin. Faults (down, hang, latency, error share, peak level, down schedule) are set
+//! per pod or per region, through the admin HTTP API or [`SimHandle`] in process.
+//!
+//! Start with [`start`]; stop with [`SimHandle::shutdown`].
+
+mod admin;
+mod config;
+mod error;
+mod fault;
+mod fleet;
+mod handle;
+mod health;
+mod metrics;
+mod pod;
+mod shutdown;
+mod ticker;
+mod traffic;
+
+pub use config::{parse_regions, valid_name, SimConfig};
+pub use error::SimError;
+pub use fault::{DownSchedule, Fault, FaultError};
+pub use handle::{start, PodAddress, SimAddresses, SimHandle};

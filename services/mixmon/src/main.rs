@@ -1,1 +1,60 @@
-fn main() {}
+//! `mixmon`: the command users type. `mixmon up` runs prober, aggregator and query in one
+//! process on the in-memory store (`--demo` adds a simulated mixer fleet and probes it),
+//! `mixmon check` runs every configured check and prints the outcome, `mixmon validate`
+//! checks a configuration file.
+
+mod check;
+mod status_table;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(version, about = "mixmon: monitoring and alerting for AI Mixer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run prober, aggregator and query API in one process on an in-memory store.
+    Up(up::UpArgs),
+    /// Run every configured check and print the results; exits 1 when any is unhealthy.
+    Check(check::CheckArgs),
+    /// Validate an aggregator configuration file (the check catalogue) and exit.
+    Validate {
+        /// The configuration file to validate.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    mixmon_telemetry::init("warn");
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Check(args) => check::run(args).await,
+            Command::Validate { config } => check::validate(&config).map(|()| ExitCode::SUCCESS),
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The admin HTTP API: list the fleet, set and clear faults, restart pods; optionally behind
+//! a bearer token.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::error::SimError;
+use crate::fault::Fault;
+use crate::fleet::Fleet;
+use crate::handle::SimAddresses;
+
+#[derive(Clone)]
+struct AdminState {
+    fleet: Arc<Fleet>,
+    addresses: Arc<SimAddresses>,
+    token: Option<Arc<str>>,
+}
+
+pub(crate) fn router(
+    fleet: Arc<Fleet>,
+    addresses: Arc<SimAddresses>,
+    token: Option<String>,
+) -> Router {
+    let state = AdminState {
+        fleet,
+        addresses,
+        token: token.map(Arc::from),
+    };
+    Router::new()
+        .route("/pods", get(pods))
+        .route("/endpoints", get(endpoints))
+        .route("/faults", get(faults).delete(clear_faults))
+        .route("/faults/pods/{pod}", put(set_pod_fault))
+        .route("/faults/regions/{region}", put(set_region_fault))
+        .route("/pods/{pod}/restart", post(restart_pod))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state)
+}
+
+/// An admin error: a status and a JSON `{"message": ...}` body.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"message": self.1}))).into_response()
+    }
+}
+
+impl From<SimError> for ApiError {
+    fn from(error: SimError) -> Self {
+        let status = match error {
+            SimError::UnknownPod(_) | SimError::UnknownRegion(_) => StatusCode::NOT_FOUND,
+            SimError::InvalidFault(_) | SimError::Config(_) => StatusCode::BAD_REQUEST,
+            SimError::Bind { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self(status, error.to_string())
+    }
+}
+
+async fn authorize(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if !presented.is_some_and(|p| same_secret(p.as_bytes(), token.as_bytes())) {
+            return ApiError(
+                StatusCode::FORBIDDEN,
+                "a valid admin bearer token is required".into(),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal a prefix.
+fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0_u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+async fn pods(State(state): State<AdminState>) -> Response {
+    Json(&state.addresses.pods).into_response()
+}
+
+async fn endpoints(State(state): State<AdminState>) -> Response {
+    Json(&state.addresses.endpoints).into_response()
+}
+
+async fn faults(State(state): State<AdminState>) -> Response {
+    Json(state.fleet.faults()).into_response()
+}
+
+async fn clear_faults(State(state): State<AdminState>) -> StatusCode {
+    state.fleet.clear_faults();
+    StatusCode::NO_CONTENT
+}
+
+async fn set_pod_fault(
+    State(state): State<AdminState>,
+    Path(pod): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let fault = parse_fault(&body)?;
+    let pods = state.fleet.set_pod_fault(&pod, fault.clone())?;
+    Ok(Json(json!({"pods": pods, "fault": fault})).into_response())
+}
+
+async fn set_region_fault(
+    State(state): State<AdminState>,
+    Path(region): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let fault = parse_fault(&body)?;
+    let pods = state.fleet.set_region_fault(&region, fault.clone())?;
+    Ok(Json(json!({"pods": pods, "fault": fault})).into_response())
+}
+
+async fn restart_pod(
+    State(state): State<AdminState>,
+    Path(pod): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.fleet.restart_pod(&pod)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Parses the body ourselves (not `Json<Fault>`) so that every malformed body, whatever its
+/// content type, is a 400 with the same `{"message"}` shape.
+fn parse_fault(body: &[u8]) -> Result<Fault, ApiError> {
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("invalid fault body: {error}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cret", b"s3cres"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+    }
+}

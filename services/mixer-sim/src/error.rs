@@ -1,0 +1,29 @@
+//! The one error type the library returns.
+
+use std::net::SocketAddr;
+
+use crate::fault::FaultError;
+
+/// What can go wrong starting the simulator or changing its faults.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The configuration was refused before anything was started.
+    #[error("invalid simulator configuration: {0}")]
+    Config(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No pod has this name.
+    #[error("unknown pod `{0}`")]
+    UnknownPod(String),
+    /// No region has this name.
+    #[error("unknown region `{0}`")]
+    UnknownRegion(String),
+    /// The fault's values are out of range.
+    #[error(transparent)]
+    InvalidFault(#[from] FaultError),
+}

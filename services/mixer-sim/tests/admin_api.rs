@@ -1,0 +1,194 @@
+//! The admin HTTP API: listing, fault changes with validation, restart, bearer auth.
+
+mod support;
+
+use serde_json::json;
+use support::{get, pod_addr, request, small_fleet, Reply};
+
+async fn call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Reply {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(bearer) = &bearer {
+        headers.push(("Authorization", bearer.as_str()));
+    }
+    request(addr, method, path, &headers, body)
+        .await
+        .expect("HTTP exchange")
+}
+
+#[tokio::test]
+async fn lists_pods_and_endpoints() {
+    let sim = small_fleet(None).await;
+    let admin = sim.addresses().admin;
+    let pods = call(admin, "GET", "/pods", None, None).await;
+    assert_eq!(pods.status, 200);
+    assert_eq!(
+        pods.json(),
+        serde_json::to_value(&sim.addresses().pods).expect("serializable")
+    );
+    assert_eq!(
+        pods.json()[4],
+        json!({"name": "mixer-b-2", "region": "b", "addr": pod_addr(&sim, "mixer-b-2").to_string()})
+    );
+    let endpoints = call(admin, "GET", "/endpoints", None, None).await;
+    assert_eq!(
+        endpoints.json(),
+        serde_json::to_value(&sim.addresses().endpoints).expect("serializable")
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn sets_lists_and_clears_faults() {
+    let sim = small_fleet(None).await;
+    let admin = sim.addresses().admin;
+    let set = call(
+        admin,
+        "PUT",
+        "/faults/pods/mixer-a-0",
+        None,
+        Some(r#"{"down": true}"#),
+    )
+    .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(
+        get(pod_addr(&sim, "mixer-a-0"), "/health").await.status,
+        503
+    );
+    let region = call(
+        admin,
+        "PUT",
+        "/faults/regions/b",
+        None,
+        Some(r#"{"latency_ms": 5, "peak_db": -1.5}"#),
+    )
+    .await;
+    assert_eq!(region.status, 200, "{}", region.body);
+    assert_eq!(
+        region.json()["pods"],
+        json!(["mixer-b-0", "mixer-b-1", "mixer-b-2"])
+    );
+    let faults = call(admin, "GET", "/faults", None, None).await.json();
+    assert_eq!(faults["mixer-a-0"]["down"], true);
+    assert_eq!(faults["mixer-b-1"]["latency_ms"], 5);
+    assert!(faults.get("mixer-a-1").is_none());
+    let scrape = get(pod_addr(&sim, "mixer-b-1"), "/metrics").await.body;
+    assert!(
+        scrape.contains("ai_mixer_audio_peak_db{region=\"b\"} -1.50\n"),
+        "{scrape}"
+    );
+    assert_eq!(
+        call(admin, "DELETE", "/faults", None, None).await.status,
+        204
+    );
+    assert_eq!(
+        call(admin, "GET", "/faults", None, None).await.json(),
+        json!({})
+    );
+    assert_eq!(
+        get(pod_addr(&sim, "mixer-a-0"), "/health").await.status,
+        200
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn refuses_bad_faults_and_unknown_names() {
+    let sim = small_fleet(None).await;
+    let admin = sim.addresses().admin;
+    for (body, hint) in [
+        (r#"{"error_share": 1.5}"#, "error_share"),
+        (r#"{"error_share": -0.5}"#, "error_share"),
+        (
+            r#"{"down_schedule": {"period_s": 0, "down_s": 0}}"#,
+            "period_s",
+        ),
+        (
+            r#"{"down_schedule": {"period_s": 60, "down_s": 61}}"#,
+            "down_s",
+        ),
+        (r#"{"error_share": NaN}"#, "invalid fault body"),
+        (r#"{"down": "yes"}"#, "invalid fault body"),
+        (r#"{"dwon": true}"#, "unknown field"),
+        (r#"{"down": tr"#, "invalid fault body"),
+        ("", "invalid fault body"),
+        ("\u{0}\u{1}garbage", "invalid fault body"),
+    ] {
+        let reply = call(admin, "PUT", "/faults/pods/mixer-a-0", None, Some(body)).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        let message = reply.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains(hint), "{body}: {message}");
+    }
+    assert!(sim.faults().is_empty(), "nothing invalid was stored");
+    let unknown_pod = call(admin, "PUT", "/faults/pods/mixer-z-9", None, Some("{}")).await;
+    assert_eq!(unknown_pod.status, 404);
+    assert!(unknown_pod.json()["message"].is_string());
+    assert_eq!(
+        call(admin, "PUT", "/faults/regions/zz", None, Some("{}"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        call(admin, "POST", "/pods/mixer-z-9/restart", None, None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        call(admin, "POST", "/pods/mixer-a-0/restart", None, None)
+            .await
+            .status,
+        204
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn token_guards_every_admin_route() {
+    let sim = small_fleet(Some("s3cret")).await;
+    let admin = sim.addresses().admin;
+    for token in [None, Some("wrong"), Some("s3cre"), Some("s3cret2")] {
+        for (method, path, body) in [
+            ("GET", "/pods", None),
+            ("GET", "/faults", None),
+            ("PUT", "/faults/pods/mixer-a-0", Some(r#"{"down": true}"#)),
+            ("DELETE", "/faults", None),
+            ("POST", "/pods/mixer-a-0/restart", None),
+        ] {
+            let reply = call(admin, method, path, token, body).await;
+            assert_eq!(reply.status, 403, "{method} {path} with {token:?}");
+        }
+    }
+    assert!(sim.faults().is_empty(), "refused calls changed nothing");
+    assert_eq!(
+        call(admin, "GET", "/pods", Some("s3cret"), None)
+            .await
+            .status,
+        200
+    );
+    let set = call(
+        admin,
+        "PUT",
+        "/faults/pods/mixer-a-0",
+        Some("s3cret"),
+        Some(r#"{"down": true}"#),
+    )
+    .await;
+    assert_eq!(set.status, 200);
+    // Pods and fronts stay open: only the admin API is guarded.
+    assert_eq!(
+        get(pod_addr(&sim, "mixer-a-1"), "/health").await.status,
+        200
+    );
+    sim.shutdown().await;
+}

@@ -1,0 +1,123 @@
+//! `mixmon check` and `mixmon validate`: run the catalogue's checks from here, once or
+//! repeatedly, and print what they found.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use mixmon_aggregator::{AggregatorConfig, Catalogue};
+use mixmon_model::{CheckKind, ProbeResult};
+use mixmon_prober::checks::HttpProber;
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// Check catalogue (the aggregator's config format).
+    #[arg(long, default_value = "mixmon.toml")]
+    config: std::path::PathBuf,
+    /// Run every check once and exit (otherwise repeat every HEALTH_CHECK_INTERVAL seconds).
+    #[arg(long)]
+    once: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn load_catalogue(path: &Path) -> anyhow::Result<Catalogue> {
+    let config: AggregatorConfig = mixmon_config::load(Some(path), mixmon_config::process_env())?;
+    let interval = std::env::var(mixmon_aggregator::catalogue::HEALTH_CHECK_INTERVAL).ok();
+    Ok(Catalogue::from_config(&config, interval.as_deref())?)
+}
+
+pub fn validate(path: &Path) -> anyhow::Result<()> {
+    let catalogue = load_catalogue(path)?;
+    println!("{}: ok, {} checks, catalogue version {:016x}", path.display(), catalogue.checks.len(), catalogue.version);
+    Ok(())
+}
+
+pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let catalogue = load_catalogue(&args.config)?;
+    let prober = HttpProber::new().context("starting the HTTP check engine")?;
+    let interval_s = std::env::var(mixmon_aggregator::catalogue::HEALTH_CHECK_INTERVAL)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(10);
+    loop {
+        let results = run_all(&prober, &catalogue).await;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&to_json(&catalogue, &results))?);
+        } else {
+            print!("{}", render(&catalogue, &results));
+        }
+        let healthy = results.iter().all(ProbeResult::success);
+        if args.once {
+            return Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(interval_s)) => {}
+            _ = mixmon_config::process::shutdown_signal() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+async fn run_all(prober: &HttpProber, catalogue: &Catalogue) -> Vec<ProbeResult> {
+    let probes = catalogue.checks.values().map(|spec| async move {
+        match &spec.kind {
+            CheckKind::Http(http) => prober.probe(spec, http, mixmon_prober::scheduler::unix_ms()).await,
+        }
+    });
+    futures::future::join_all(probes).await
+}
+
+fn url(catalogue: &Catalogue, result: &ProbeResult) -> String {
+    match catalogue.checks.get(&result.check_id).map(|spec| &spec.kind) {
+        Some(CheckKind::Http(http)) => http.url.clone(),
+        None => String::new(),
+    }
+}
+
+fn render(catalogue: &Catalogue, results: &[ProbeResult]) -> String {
+    let mut out = format!("{:<16} {:<9} {:>6} {:>11}  {}\n", "CHECK", "RESULT", "STATUS", "LATENCY", "URL / ERROR");
+    for result in results {
+        let (verdict, detail) = match result.failure {
+            None => ("ok".to_string(), url(catalogue, result)),
+            Some(kind) => (kind.as_str().to_string(), result.error.clone()),
+        };
+        let status = if result.status_code == 0 { "-".to_string() } else { result.status_code.to_string() };
+        out.push_str(&format!(
+            "{:<16} {:<9} {:>6} {:>8.1} ms  {}\n",
+            result.check_id,
+            verdict,
+            status,
+            result.duration_us as f64 / 1_000.0,
+            detail
+        ));
+    }
+    out
+}
+
+fn to_json(catalogue: &Catalogue, results: &[ProbeResult]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "check": r.check_id.as_str(),
+                "url": url(catalogue, r),
+                "healthy": r.success(),
+                "failure": r.failure.map(|f| f.as_str()),
+                "status_code": r.status_code,
+                "duration_ms": r.duration_us as f64 / 1_000.0,
+                "error": r.error,
+                "phases_ms": {
+                    "dns": r.phases.dns_us as f64 / 1_000.0,
+                    "connect": r.phases.connect_us as f64 / 1_000.0,
+                    "tls": r.phases.tls_us as f64 / 1_000.0,
+                    "first_byte": r.phases.first_byte_us as f64 / 1_000.0,
+                    "transfer": r.phases.transfer_us as f64 / 1_000.0,
+                },
+            })
+        })
+        .collect();
+    serde_json::json!({ "healthy": results.iter().all(ProbeResult::success), "checks": rows })
+}

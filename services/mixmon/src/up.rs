@@ -1,0 +1,215 @@
+//! `mixmon up`: the whole system in one process, on the in-memory store. With `--demo` it
+//! also starts the simulated mixer fleet, probes its six endpoints from one prober per
+//! simulated region, and prints a live status table.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use mixmon_aggregator::config::{CheckConfig, CheckType};
+use mixmon_aggregator::{AggregatorConfig, Catalogue, CatalogueHandle, ServeOptions};
+use mixmon_config::Secret;
+use mixmon_prober::config::{AggregatorConfig as UplinkConfig, IdentityConfig};
+use mixmon_prober::ProberConfig;
+use mixmon_store::{MemoryStore, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::status_table;
+
+/// Demo checks run this often unless `HEALTH_CHECK_INTERVAL` says otherwise: fast enough
+/// that a newcomer sees figures move within seconds.
+const DEMO_INTERVAL_S: u32 = 5;
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Also start a simulated AI Mixer fleet and probe it.
+    #[arg(long)]
+    demo: bool,
+    /// Check catalogue (the aggregator's config format); required without --demo.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the Grafana JSON datasource and REST API listen.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    query_addr: String,
+    /// Where the gRPC control plane listens.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    grpc_addr: String,
+    /// Where the simulated fleet's fault-injection API listens (with --demo).
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    sim_admin_addr: String,
+    /// Region of the local prober (without --demo).
+    #[arg(long, default_value = "local")]
+    region: String,
+    /// Seconds between status tables; 0 prints none.
+    #[arg(long, default_value_t = 10)]
+    status_every: u64,
+    /// Bearer token for the query API, required when it listens beyond loopback.
+    #[arg(long, env = "MIXMON_QUERY_TOKEN", hide_env_values = true)]
+    query_token: Option<String>,
+}
+
+fn stop_signal(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+async fn bind(address: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} ({flag}); is another mixmon running? pass {flag} ADDR"))
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    // Probers stop first, so their last batches still find an aggregator to acknowledge them.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_probers_tx, stop_probers_rx) = watch::channel(false);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let interval_env = std::env::var(mixmon_aggregator::catalogue::HEALTH_CHECK_INTERVAL).ok();
+    let query_token = args.query_token.clone().filter(|t| !t.is_empty()).map(Secret::new);
+
+    let query_listener = bind(&args.query_addr, "--query-addr").await?;
+    let query_addr = query_listener.local_addr()?;
+    if !query_addr.ip().is_loopback() && query_token.is_none() {
+        bail!("the query API would listen on {query_addr} without a token: set MIXMON_QUERY_TOKEN or use a loopback address");
+    }
+    let grpc_listener = bind(&args.grpc_addr, "--grpc-addr").await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    if !grpc_addr.ip().is_loopback() {
+        bail!("mixmon up runs its control plane without a prober token, so --grpc-addr must be a loopback address");
+    }
+
+    let (sim, catalogue, regions) = if args.demo {
+        let admin_addr: SocketAddr =
+            args.sim_admin_addr.parse().with_context(|| format!("--sim-admin-addr {:?}", args.sim_admin_addr))?;
+        let config = mixmon_mixer_sim::SimConfig { admin_addr, ..Default::default() };
+        let regions: Vec<String> = config.regions.iter().map(|(r, _)| r.clone()).collect();
+        let sim = mixmon_mixer_sim::start(config).await.context("starting the simulated fleet")?;
+        let checks = sim
+            .addresses()
+            .endpoints
+            .iter()
+            .map(|(name, addr)| CheckConfig {
+                id: name.clone(),
+                check_type: CheckType::Http,
+                url: format!("http://{addr}/health"),
+                method: "GET".into(),
+                expected_status: vec![200],
+                interval_s: None,
+                timeout_ms: Some(2_000),
+            })
+            .collect();
+        let mut config: AggregatorConfig = mixmon_config::parse_with_env("<demo>", "", Vec::new())?;
+        config.defaults.interval_s = DEMO_INTERVAL_S;
+        config.checks = checks;
+        (Some(sim), Catalogue::from_config(&config, interval_env.as_deref())?, regions)
+    } else {
+        let path = args.config.clone().context("mixmon up needs --config FILE with checks, or --demo")?;
+        let config: AggregatorConfig = mixmon_config::load(Some(&path), mixmon_config::process_env())?;
+        (None, Catalogue::from_config(&config, interval_env.as_deref())?, vec![args.region.clone()])
+    };
+    let check_count = catalogue.checks.len();
+
+    let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
+    let mut probers: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
+    let options = ServeOptions {
+        catalogue: CatalogueHandle::new(catalogue),
+        store: store.clone(),
+        auth_token: None,
+        registry: Arc::default(),
+        stats: Arc::default(),
+    };
+    let stop = stop_signal(&stop_rx);
+    tasks.spawn(async move {
+        mixmon_aggregator::serve(options, grpc_listener, stop).await?;
+        Ok("aggregator")
+    });
+    for region in &regions {
+        let config = ProberConfig {
+            identity: IdentityConfig {
+                id: Some(format!("local-{region}")),
+                region: Some(region.clone()),
+                node: Some("local".into()),
+            },
+            aggregator: UplinkConfig { addresses: vec![format!("http://{grpc_addr}")], token: None, token_file: None },
+            ..Default::default()
+        };
+        let stop = stop_signal(&stop_probers_rx);
+        probers.spawn(async move {
+            mixmon_prober::run(config, stop).await?;
+            Ok("prober")
+        });
+    }
+    let query_options = mixmon_query::QueryOptions { auth_token: query_token, ..Default::default() };
+    let router = mixmon_query::app(store.clone(), query_options);
+    let stop = stop_signal(&stop_rx);
+    tasks.spawn(async move {
+        mixmon_query::serve(query_listener, router, stop).await?;
+        Ok("query")
+    });
+
+    println!("mixmon is up (in-memory store: nothing is kept after exit). Ctrl-C stops it.");
+    println!("  Grafana JSON datasource  http://{query_addr}   (POST /query, /metrics, /variable, ...)");
+    println!("  status API               http://{query_addr}/api/v1/status");
+    println!("  control plane (gRPC)     {grpc_addr}");
+    println!("  probers                  {} ({})", regions.len(), regions.join(", "));
+    println!("  checks                   {check_count}");
+    if let Some(sim) = &sim {
+        let admin = sim.addresses().admin;
+        println!("  simulated fleet admin    http://{admin}   ({} pods)", sim.addresses().pods.len());
+        println!("    inject a fault:  curl -X PUT http://{admin}/faults/regions/eu-west -d '{{\"down\":true}}'");
+        println!("    clear faults:    curl -X DELETE http://{admin}/faults");
+    }
+    println!(
+        "  try:  curl -s http://{query_addr}/query -d '{{\"targets\":[{{\"refId\":\"A\",\"target\":\"success_rate\",\"payload\":{{\"region\":\"all\"}}}}]}}'"
+    );
+
+    let mut ticker = tokio::time::interval(Duration::from_secs(args.status_every.max(1)));
+    ticker.tick().await;
+    let failure = loop {
+        tokio::select! {
+            _ = mixmon_config::process::shutdown_signal() => break None,
+            joined = async {
+                tokio::select! {
+                    joined = tasks.join_next() => joined,
+                    joined = probers.join_next() => joined,
+                }
+            } => match joined {
+                Some(Ok(Ok(name))) => break Some(anyhow::anyhow!("the {name} stopped unexpectedly")),
+                Some(Ok(Err(err))) => break Some(err),
+                Some(Err(err)) => break Some(anyhow::anyhow!("a component panicked: {err}")),
+                None => break None,
+            },
+            _ = ticker.tick(), if args.status_every > 0 => {
+                let now = mixmon_prober::scheduler::unix_ms();
+                match mixmon_query::status_snapshot(store.as_ref(), now, &Default::default()).await {
+                    Ok(rows) => println!("\n{}", status_table::render(&rows)),
+                    Err(err) => eprintln!("status unavailable: {err}"),
+                }
+            }
+        }
+    };
+    println!("stopping...");
+    let _ = stop_probers_tx.send(true);
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while probers.join_next().await.is_some() {}
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        eprintln!("some components did not stop within 10 s");
+    }
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
