@@ -53,6 +53,9 @@ impl LatencySketch {
     }
 
     pub fn add_n(&mut self, v: f64, n: u64) {
+        if n == 0 {
+            return;
+        }
         if v.is_finite() && v >= MIN_INDEXABLE {
             *self.buckets.entry(bucket_index(v)).or_insert(0) += n;
         } else {

@@ -9,12 +9,16 @@ pub mod keys;
 mod memory;
 mod redis_store;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
+use mixmon_config::Secret;
 use mixmon_model::{Minute, ProberId, Rollup, RollupDelta, SeriesKey};
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use redis_store::{RedisStore, RedisStoreConfig};
+pub use redis_store::{redact_url, RedisStore, RedisStoreConfig, MAX_READ_KEYS, MAX_READ_MINUTES};
 
 /// Metrics (rollups) are kept 15 days.
 pub const ROLLUP_RETENTION_MINUTES: i64 = 15 * 24 * 60;
@@ -44,7 +48,11 @@ pub enum ApplyOutcome {
 pub trait Store: Send + Sync + 'static {
     /// Adds a batch's rollup increments exactly once, atomically: either the watermark moves
     /// and every increment lands, or nothing changes.
-    async fn apply_batch(&self, batch: &BatchId, delta: &RollupDelta) -> Result<ApplyOutcome, StoreError>;
+    async fn apply_batch(
+        &self,
+        batch: &BatchId,
+        delta: &RollupDelta,
+    ) -> Result<ApplyOutcome, StoreError>;
 
     /// For each series, its rollups for minutes in `from..to`, ascending; minutes without data
     /// are absent.
@@ -60,4 +68,93 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap liveness check of the backend.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Which store a service uses, as written in its config file:
+/// `[store] kind = "memory"` or `[store] kind = "redis"`, `url = "redis://..."`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StoreConfig {
+    /// Everything in process memory; nothing survives a restart.
+    #[default]
+    Memory,
+    Redis {
+        url: Secret,
+        /// Upper bound on each store call; 5 s when absent.
+        #[serde(default)]
+        response_timeout_ms: Option<u64>,
+    },
+}
+
+/// Opens the configured store; a Redis store is connected (and so checked) before this returns.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreConfig::Redis {
+            url,
+            response_timeout_ms,
+        } => {
+            let mut redis = RedisStoreConfig::new(url.expose());
+            if let Some(ms) = response_timeout_ms {
+                if *ms == 0 {
+                    return Err(StoreError::Invalid(
+                        "store response_timeout_ms must be above 0".into(),
+                    ));
+                }
+                redis.response_timeout = Duration::from_millis(*ms);
+            }
+            Ok(Arc::new(RedisStore::connect(redis).await?))
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed assertion
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_config_reads_both_kinds_and_refuses_unknown_keys() {
+        assert_eq!(StoreConfig::default(), StoreConfig::Memory);
+        let memory: StoreConfig = serde_json::from_str(r#"{"kind": "memory"}"#).unwrap();
+        assert_eq!(memory, StoreConfig::Memory);
+        let redis: StoreConfig = serde_json::from_str(
+            r#"{"kind": "redis", "url": "redis://:pw@h:1", "response_timeout_ms": 250}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            redis,
+            StoreConfig::Redis {
+                url: Secret::new("redis://:pw@h:1"),
+                response_timeout_ms: Some(250)
+            }
+        );
+        let redis: StoreConfig =
+            serde_json::from_str(r#"{"kind": "redis", "url": "redis://h"}"#).unwrap();
+        assert!(matches!(
+            redis,
+            StoreConfig::Redis {
+                response_timeout_ms: None,
+                ..
+            }
+        ));
+        assert!(
+            !format!("{redis:?}").contains("redis://h"),
+            "the URL is a secret"
+        );
+        for bad in [
+            r#"{"kind": "redis"}"#,
+            r#"{"kind": "redis", "url": "u", "extra": 1}"#,
+            r#"{"kind": "etcd"}"#,
+        ] {
+            assert!(serde_json::from_str::<StoreConfig>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn open_memory_gives_a_working_store() {
+        let store = open(&StoreConfig::Memory).await.unwrap();
+        store.ping().await.unwrap();
+        assert!(store.list_series().await.unwrap().is_empty());
+    }
 }
