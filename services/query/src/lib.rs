@@ -1,1 +1,97 @@
-//! placeholder
+//! The query API: a Grafana JSON data source (`simpod-json-datasource`, contract in
+//! `shared/research/grafana-json-datasource.md` §5) plus a small REST API, read-only over a
+//! [`Store`]. SLIs are computed from merged per-minute rollups, so every quantile is a true
+//! quantile of the probes in its window, also across regions.
+//!
+//! Routes: `GET /` and `GET /healthz` (liveness, never authenticated); `POST /metrics`,
+//! `/metric-payload-options`, `/query`, `/variable`, `/tag-keys`, `/tag-values` and legacy
+//! `/search` (Grafana); `GET /api/v1/status` (the health table, [`status_snapshot`]).
+
+mod auth;
+mod body;
+mod catalog;
+mod compute;
+mod error;
+mod filter;
+mod metric;
+mod query;
+mod request;
+mod selection;
+mod status;
+mod timeline;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use mixmon_config::Secret;
+use mixmon_model::sli::HealthThresholds;
+use mixmon_store::Store;
+use serde_json::{json, Value};
+
+pub use error::QueryError;
+pub use metric::Metric;
+pub use status::{status_snapshot, EndpointStatus};
+
+/// Largest request body accepted; Grafana's requests are a few kilobytes.
+pub const BODY_LIMIT_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    /// When set, every route but `GET /` and `GET /healthz` needs `Authorization: Bearer`.
+    pub auth_token: Option<Secret>,
+    pub health: HealthThresholds,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub store: Arc<dyn Store>,
+    pub options: Arc<QueryOptions>,
+}
+
+/// The whole HTTP API. No route redirects, and every answer, errors and unknown routes
+/// included, is JSON.
+pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
+    let state = AppState { store, options: Arc::new(options) };
+    Router::new()
+        .route("/", get(alive))
+        .route("/healthz", get(alive))
+        .route("/metrics", post(catalog::metrics))
+        .route("/metric-payload-options", post(catalog::payload_options))
+        .route("/query", post(query::handler))
+        .route("/variable", post(catalog::variable))
+        .route("/tag-keys", post(catalog::tag_keys))
+        .route("/tag-values", post(catalog::tag_values))
+        .route("/search", post(catalog::search))
+        .route("/api/v1/status", get(status::handler))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
+/// finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+async fn alive() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn not_found(method: Method, uri: Uri) -> QueryError {
+    QueryError::NotFound { method: method.to_string(), path: error::clip(uri.path(), 200) }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> QueryError {
+    QueryError::MethodNotAllowed { method: method.to_string(), path: error::clip(uri.path(), 200) }
+}

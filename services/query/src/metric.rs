@@ -1,0 +1,161 @@
+//! The metrics a query can ask for (the Grafana `target`), their units, and how each is
+//! computed from a window of merged rollups. Every value is finite or absent, never NaN,
+//! because one NaN makes the browser reject the whole response (research note rule 7).
+
+use mixmon_model::{sli, Rollup};
+
+use crate::body::template_names;
+use crate::error::{clip, QueryError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    SuccessRate,
+    ErrorRate,
+    Uptime,
+    LatencyP50,
+    LatencyP90,
+    LatencyP95,
+    LatencyP99,
+    LatencyMean,
+    Throughput,
+    Probes,
+}
+
+/// Minutes in the rolling uptime window.
+pub const UPTIME_WINDOW_MINUTES: i64 = 24 * 60;
+
+impl Metric {
+    pub const ALL: [Metric; 10] = [
+        Metric::SuccessRate,
+        Metric::ErrorRate,
+        Metric::Uptime,
+        Metric::LatencyP50,
+        Metric::LatencyP90,
+        Metric::LatencyP95,
+        Metric::LatencyP99,
+        Metric::LatencyMean,
+        Metric::Throughput,
+        Metric::Probes,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::SuccessRate => "success_rate",
+            Metric::ErrorRate => "error_rate",
+            Metric::Uptime => "uptime",
+            Metric::LatencyP50 => "latency_p50",
+            Metric::LatencyP90 => "latency_p90",
+            Metric::LatencyP95 => "latency_p95",
+            Metric::LatencyP99 => "latency_p99",
+            Metric::LatencyMean => "latency_mean",
+            Metric::Throughput => "throughput",
+            Metric::Probes => "probes",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::SuccessRate => "Success rate",
+            Metric::ErrorRate => "Error rate",
+            Metric::Uptime => "Uptime (rolling 24 h)",
+            Metric::LatencyP50 => "Latency p50",
+            Metric::LatencyP90 => "Latency p90",
+            Metric::LatencyP95 => "Latency p95",
+            Metric::LatencyP99 => "Latency p99",
+            Metric::LatencyMean => "Latency mean",
+            Metric::Throughput => "Throughput (probes/s)",
+            Metric::Probes => "Probes per step",
+        }
+    }
+
+    /// A Grafana unit id, so panels format values without per-panel overrides.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::SuccessRate | Metric::ErrorRate | Metric::Uptime => "percentunit",
+            Metric::LatencyP50 | Metric::LatencyP90 | Metric::LatencyP95 | Metric::LatencyP99 | Metric::LatencyMean => {
+                "ms"
+            }
+            Metric::Throughput => "reqps",
+            Metric::Probes => "none",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The value over `window` (the merged rollups of `seconds` of time); `uptime` is the
+    /// rolling 24 h share computed separately, used only by [`Metric::Uptime`]. A window with
+    /// no probes has no value: no data must never read as zero or as down.
+    pub fn evaluate(self, window: &Rollup, seconds: f64, uptime: Option<f64>) -> Option<f64> {
+        let value = match self {
+            Metric::Uptime => uptime,
+            _ if window.total == 0 => None,
+            Metric::SuccessRate => sli::success_rate(window),
+            Metric::ErrorRate => sli::error_rate(window),
+            Metric::LatencyP50 => sli::latency_ms(window, 0.50),
+            Metric::LatencyP90 => sli::latency_ms(window, 0.90),
+            Metric::LatencyP95 => sli::latency_ms(window, 0.95),
+            Metric::LatencyP99 => sli::latency_ms(window, 0.99),
+            Metric::LatencyMean => sli::mean_latency_ms(window),
+            Metric::Throughput => sli::throughput_per_s(window, seconds),
+            Metric::Probes => Some(window.total as f64),
+        };
+        value.filter(|v| v.is_finite())
+    }
+}
+
+fn known_list() -> String {
+    Metric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// The metrics a `target` names: Grafana may regex-escape it (`latency\_p95`) or expand a
+/// multi-value variable into `(a|b)`.
+pub(crate) fn parse_target(raw: &str) -> Result<Vec<Metric>, QueryError> {
+    let mut metrics = Vec::new();
+    for name in template_names(raw) {
+        let metric = Metric::parse(name.trim()).ok_or_else(|| {
+            QueryError::bad_request(
+                "unknown_metric",
+                format!("unknown metric '{}'; known: {}", clip(&name, 80), known_list()),
+            )
+        })?;
+        if !metrics.contains(&metric) {
+            metrics.push(metric);
+        }
+    }
+    Ok(metrics)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_escaping_is_ignored() {
+        for metric in Metric::ALL {
+            assert_eq!(Metric::parse(metric.name()), Some(metric));
+        }
+        assert_eq!(parse_target(r"latency\_p95").unwrap(), vec![Metric::LatencyP95]);
+        assert_eq!(parse_target(r"(success\_rate|uptime)").unwrap(), vec![Metric::SuccessRate, Metric::Uptime]);
+        let err = parse_target("cpu.usage").unwrap_err();
+        assert_eq!(err.code(), "unknown_metric");
+        assert!(err.to_string().contains("unknown metric 'cpu.usage'; known: success_rate"), "{err}");
+    }
+
+    #[test]
+    fn empty_windows_have_no_value() {
+        let empty = Rollup::default();
+        for metric in Metric::ALL {
+            assert_eq!(metric.evaluate(&empty, 60.0, None), None, "{metric:?}");
+        }
+        assert_eq!(Metric::Uptime.evaluate(&empty, 60.0, Some(0.5)), Some(0.5));
+        let window = Rollup { total: 120, successes: 90, ..Default::default() };
+        assert_eq!(Metric::SuccessRate.evaluate(&window, 60.0, None), Some(0.75));
+        assert_eq!(Metric::ErrorRate.evaluate(&window, 60.0, None), Some(0.25));
+        assert_eq!(Metric::Throughput.evaluate(&window, 60.0, None), Some(2.0));
+        assert_eq!(Metric::Probes.evaluate(&window, 60.0, None), Some(120.0));
+        assert_eq!(Metric::LatencyP95.evaluate(&window, 60.0, None), None, "no latency recorded");
+    }
+}

@@ -1,0 +1,110 @@
+//! `POST /query`: every visible target becomes time series (one per endpoint and region) or
+//! one table, always inside a JSON array, `refId` echoed, timestamps in epoch milliseconds.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use crate::body::JsonBody;
+use crate::compute::{load_group, GroupSeries};
+use crate::error::QueryError;
+use crate::metric::Metric;
+use crate::request::{parse_query, QueryRequest, Target};
+use crate::selection::select;
+use crate::timeline::Timeline;
+use crate::AppState;
+
+pub(crate) async fn handler(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Vec<Value>>, QueryError> {
+    let request = parse_query(&body, chrono::Utc::now().timestamp_millis())?;
+    Ok(Json(run(state.store.as_ref(), &request).await?))
+}
+
+pub(crate) async fn run(store: &dyn mixmon_store::Store, request: &QueryRequest) -> Result<Vec<Value>, QueryError> {
+    if request.targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all = store.list_series().await?;
+    let with_uptime = request.targets.iter().any(|t| t.metrics.contains(&Metric::Uptime));
+    // Several targets often show the same series (success rate and p95 of one endpoint):
+    // each is read once per request.
+    let mut loaded: HashMap<(String, String), GroupSeries> = HashMap::new();
+    let mut selected = Vec::with_capacity(request.targets.len());
+    for target in &request.targets {
+        let groups = select(&all, &target.selection, &request.filters);
+        for group in &groups {
+            if let Entry::Vacant(slot) = loaded.entry(group.id()) {
+                slot.insert(load_group(store, &group.members, &request.timeline, with_uptime).await?);
+            }
+        }
+        selected.push(groups);
+    }
+    let mut out = Vec::new();
+    for (target, groups) in request.targets.iter().zip(&selected) {
+        let folded: Vec<(&str, &str, &GroupSeries)> = groups
+            .iter()
+            .filter_map(|g| loaded.get(&g.id()).map(|s| (g.endpoint.as_str(), g.region.as_str(), s)))
+            .collect();
+        for metric in &target.metrics {
+            if target.table {
+                out.push(table(target, *metric, &folded, &request.timeline));
+            } else {
+                for (endpoint, region, series) in &folded {
+                    let name = if target.metrics.len() > 1 {
+                        format!("{endpoint} {region} {}", metric.name())
+                    } else {
+                        format!("{endpoint} {region}")
+                    };
+                    let datapoints: Vec<Value> = series
+                        .datapoints(*metric, &request.timeline)
+                        .into_iter()
+                        .map(|(value, ts)| json!([value, ts]))
+                        .collect();
+                    let mut element = Map::new();
+                    element.insert("target".into(), json!(name));
+                    insert_ref_id(&mut element, target);
+                    element.insert("datapoints".into(), Value::Array(datapoints));
+                    element.insert("tags".into(), json!({ "endpoint": endpoint, "region": region }));
+                    element.insert("unit".into(), json!(metric.unit()));
+                    out.push(Value::Object(element));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn insert_ref_id(element: &mut Map<String, Value>, target: &Target) {
+    if let Some(ref_id) = &target.ref_id {
+        element.insert("refId".into(), ref_id.clone());
+    }
+}
+
+/// One table per (target, metric): a row per series with the metric over the whole range.
+fn table(target: &Target, metric: Metric, folded: &[(&str, &str, &GroupSeries)], timeline: &Timeline) -> Value {
+    let rows: Vec<Value> = folded
+        .iter()
+        .map(|(endpoint, region, series)| {
+            json!([timeline.to_ms, endpoint, region, series.whole_range_value(metric, timeline)])
+        })
+        .collect();
+    let mut element = Map::new();
+    element.insert("type".into(), json!("table"));
+    insert_ref_id(&mut element, target);
+    element.insert(
+        "columns".into(),
+        json!([
+            {"text": "Time", "type": "time"},
+            {"text": "endpoint", "type": "string"},
+            {"text": "region", "type": "string"},
+            {"text": metric.name(), "type": "number", "unit": metric.unit()}
+        ]),
+    );
+    element.insert("rows".into(), Value::Array(rows));
+    Value::Object(element)
+}
