@@ -1,1 +1,91 @@
-//! placeholder
+//! A small harness that starts mixmon's real binaries as processes, each with a config file
+//! in a temporary directory, and reads back the addresses they bound (ready files), so each
+//! end-to-end test reads as a scenario.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use mixmon_testkit::{binary_path, read_ready_file, ChildProcess};
+use serde_json::Value;
+
+pub const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running binary and the addresses it announced.
+pub struct Service {
+    pub process: ChildProcess,
+    pub ready: Value,
+}
+
+impl Service {
+    pub fn address(&self, key: &str) -> anyhow::Result<String> {
+        self.ready
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .with_context(|| format!("ready file has no {key:?}: {}", self.ready))
+    }
+}
+
+pub fn write(dir: &Path, name: &str, contents: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Starts `binary` with `args`, then waits for the JSON it writes to `ready_file`.
+pub async fn start_with_ready_file(binary: &str, args: &[String], ready_file: &Path) -> anyhow::Result<Service> {
+    let mut process = ChildProcess::spawn(&binary_path(binary)?, args, &[("RUST_LOG", "info")])?;
+    match read_ready_file(ready_file, READY_DEADLINE).await {
+        Ok(ready) => Ok(Service { process, ready }),
+        Err(err) => {
+            let status = process.try_status().ok().flatten();
+            bail!("{binary} did not become ready ({err}); exit status {status:?}; log:\n{}", process.log_tail(40))
+        }
+    }
+}
+
+pub fn start(binary: &str, args: &[String]) -> anyhow::Result<ChildProcess> {
+    Ok(ChildProcess::spawn(&binary_path(binary)?, args, &[("RUST_LOG", "info")])?)
+}
+
+/// One line of a prober's ground-truth log.
+#[derive(Debug, Clone)]
+pub struct Truth {
+    pub check: String,
+    pub region: String,
+    pub started_at_ms: i64,
+    pub success: bool,
+    pub duration_us: u64,
+}
+
+pub fn read_ground_truth(path: &Path) -> anyhow::Result<Vec<Truth>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).with_context(|| format!("ground truth line {line:?}"))?;
+            Ok(Truth {
+                check: v["check"].as_str().unwrap_or_default().to_string(),
+                region: v["region"].as_str().unwrap_or_default().to_string(),
+                started_at_ms: v["started_at_ms"].as_i64().unwrap_or_default(),
+                success: v["success"].as_bool().unwrap_or_default(),
+                duration_us: v["duration_us"].as_u64().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// The exact quantile by the rank definition the sketch promises to approximate.
+pub fn exact_quantile(values: &mut [f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = (q * (values.len() - 1) as f64).floor() as usize;
+    values.get(rank).copied()
+}
+
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

@@ -63,7 +63,8 @@ pub fn parse_with_env<T: DeserializeOwned>(
         set_path(&mut table, &keys, parse_env_value(&value))
             .map_err(|message| ConfigError::Env { name: name.clone(), message })?;
     }
-    T::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse { path: label.into(), message: e.to_string() })
+    T::deserialize(toml::Value::Table(table))
+        .map_err(|e| ConfigError::Parse { path: label.into(), message: e.to_string() })
 }
 
 fn parse_env_value(raw: &str) -> toml::Value {
@@ -117,7 +118,8 @@ mod tests {
     #[test]
     fn environment_overrides_the_file() {
         let text = "[server]\naddr = \"file\"\nport = 1\n";
-        let got: Example = parse_with_env("t.toml", text, env(&[("MIXMON_SERVER__PORT", "9"), ("OTHER", "x")])).unwrap();
+        let got: Example =
+            parse_with_env("t.toml", text, env(&[("MIXMON_SERVER__PORT", "9"), ("OTHER", "x")])).unwrap();
         assert_eq!(got.server, Server { addr: "file".into(), port: 9 });
         let got: Example = parse_with_env("t.toml", "", env(&[("MIXMON_SERVER__ADDR", "0.0.0.0:1")])).unwrap();
         assert_eq!(got.server.addr, "0.0.0.0:1");

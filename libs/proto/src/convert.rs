@@ -76,10 +76,7 @@ impl TryFrom<pb::CheckSpec> for CheckSpec {
                 expected_status: if http.expected_status.is_empty() {
                     vec![200]
                 } else {
-                    http.expected_status
-                        .into_iter()
-                        .map(|s| u16::try_from(s).unwrap_or(0))
-                        .collect()
+                    http.expected_status.into_iter().map(|s| u16::try_from(s).unwrap_or(0)).collect()
                 },
             }),
             None => return Err(ConvertError::Missing { field: "check.kind" }),
@@ -216,7 +213,8 @@ mod tests {
 
     #[test]
     fn garbage_results_are_refused_with_the_field_named() {
-        let cases: Vec<(Box<dyn Fn(&mut pb::ProbeResult)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut pb::ProbeResult)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|r| r.check_id = "bad id".into()), "result.check_id"),
             (Box::new(|r| r.check_id.clear()), "result.check_id"),
             (Box::new(|r| r.failure = 99), "result.failure"),

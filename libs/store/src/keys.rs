@@ -44,10 +44,7 @@ pub const SERIES_INDEX_TTL_SECONDS: u64 = ROLLUP_RETENTION_MINUTES as u64 * 60;
 pub const WATERMARK_TTL_SECONDS: u64 = WATERMARK_RETENTION_SECONDS;
 
 pub fn rollup(series: &SeriesKey, minute: Minute) -> String {
-    format!(
-        "{PREFIX}:{{{}}}:roll:{}:{}",
-        series.check, series.region, minute.0
-    )
+    format!("{PREFIX}:{{{}}}:roll:{}:{}", series.check, series.region, minute.0)
 }
 
 /// The unix time (seconds) at which a rollup key expires: its minute's start plus retention.
@@ -72,13 +69,8 @@ pub struct BadSeriesMember {
 }
 
 pub fn parse_series_member(member: &str) -> Result<SeriesKey, BadSeriesMember> {
-    let bad = |reason: String| BadSeriesMember {
-        member: member.to_string(),
-        reason,
-    };
-    let (check, region) = member
-        .split_once('/')
-        .ok_or_else(|| bad("no '/' separator".into()))?;
+    let bad = |reason: String| BadSeriesMember { member: member.to_string(), reason };
+    let (check, region) = member.split_once('/').ok_or_else(|| bad("no '/' separator".into()))?;
     let check = CheckId::new(check).map_err(|e| bad(e.to_string()))?;
     let region = Region::new(region).map_err(|e| bad(e.to_string()))?;
     Ok(SeriesKey { check, region })
@@ -125,9 +117,7 @@ pub mod field {
                 if let Some(kind) = name.strip_prefix(FAILURE_PREFIX) {
                     FailureKind::parse(kind).map(Field::Failure)
                 } else {
-                    name.strip_prefix(BUCKET_PREFIX)
-                        .and_then(|i| i.parse().ok())
-                        .map(Field::Bucket)
+                    name.strip_prefix(BUCKET_PREFIX).and_then(|i| i.parse().ok()).map(Field::Bucket)
                 }
             }
         }
@@ -155,24 +145,15 @@ mod tests {
     use mixmon_model::FailureKind;
 
     fn series(check: &str, region: &str) -> SeriesKey {
-        SeriesKey {
-            check: CheckId::new(check).unwrap(),
-            region: Region::new(region).unwrap(),
-        }
+        SeriesKey { check: CheckId::new(check).unwrap(), region: Region::new(region).unwrap() }
     }
 
     #[test]
     fn key_formats_are_the_documented_ones() {
         let s = series("api", "eu-west");
-        assert_eq!(
-            rollup(&s, Minute(28_333_335)),
-            "mixmon:v1:{api}:roll:eu-west:28333335"
-        );
+        assert_eq!(rollup(&s, Minute(28_333_335)), "mixmon:v1:{api}:roll:eu-west:28333335");
         assert_eq!(rollup(&s, Minute(-1)), "mixmon:v1:{api}:roll:eu-west:-1");
-        assert_eq!(
-            watermark(&ProberId::new("node-1").unwrap(), 7),
-            "mixmon:v1:wm:node-1:7"
-        );
+        assert_eq!(watermark(&ProberId::new("node-1").unwrap(), 7), "mixmon:v1:wm:node-1:7");
         assert_eq!(SERIES_INDEX, "mixmon:v1:series");
         assert_eq!(rollup_expire_at(Minute(0)), ROLLUP_RETENTION_MINUTES * 60);
     }
@@ -197,12 +178,7 @@ mod tests {
 
     #[test]
     fn fields_round_trip_and_unknown_ones_are_none() {
-        let mut all = vec![
-            Field::Total,
-            Field::Successes,
-            Field::LatencySumUs,
-            Field::ZeroBucket,
-        ];
+        let mut all = vec![Field::Total, Field::Successes, Field::LatencySumUs, Field::ZeroBucket];
         all.extend(FailureKind::ALL.map(Field::Failure));
         all.extend([i32::MIN, -5, 0, 1, 1234, i32::MAX].map(Field::Bucket));
         for f in all {

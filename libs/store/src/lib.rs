@@ -48,11 +48,7 @@ pub enum ApplyOutcome {
 pub trait Store: Send + Sync + 'static {
     /// Adds a batch's rollup increments exactly once, atomically: either the watermark moves
     /// and every increment lands, or nothing changes.
-    async fn apply_batch(
-        &self,
-        batch: &BatchId,
-        delta: &RollupDelta,
-    ) -> Result<ApplyOutcome, StoreError>;
+    async fn apply_batch(&self, batch: &BatchId, delta: &RollupDelta) -> Result<ApplyOutcome, StoreError>;
 
     /// For each series, its rollups for minutes in `from..to`, ascending; minutes without data
     /// are absent.
@@ -90,16 +86,11 @@ pub enum StoreConfig {
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     match config {
         StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
-        StoreConfig::Redis {
-            url,
-            response_timeout_ms,
-        } => {
+        StoreConfig::Redis { url, response_timeout_ms } => {
             let mut redis = RedisStoreConfig::new(url.expose());
             if let Some(ms) = response_timeout_ms {
                 if *ms == 0 {
-                    return Err(StoreError::Invalid(
-                        "store response_timeout_ms must be above 0".into(),
-                    ));
+                    return Err(StoreError::Invalid("store response_timeout_ms must be above 0".into()));
                 }
                 redis.response_timeout = Duration::from_millis(*ms);
             }
@@ -118,35 +109,13 @@ mod tests {
         assert_eq!(StoreConfig::default(), StoreConfig::Memory);
         let memory: StoreConfig = serde_json::from_str(r#"{"kind": "memory"}"#).unwrap();
         assert_eq!(memory, StoreConfig::Memory);
-        let redis: StoreConfig = serde_json::from_str(
-            r#"{"kind": "redis", "url": "redis://:pw@h:1", "response_timeout_ms": 250}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            redis,
-            StoreConfig::Redis {
-                url: Secret::new("redis://:pw@h:1"),
-                response_timeout_ms: Some(250)
-            }
-        );
         let redis: StoreConfig =
-            serde_json::from_str(r#"{"kind": "redis", "url": "redis://h"}"#).unwrap();
-        assert!(matches!(
-            redis,
-            StoreConfig::Redis {
-                response_timeout_ms: None,
-                ..
-            }
-        ));
-        assert!(
-            !format!("{redis:?}").contains("redis://h"),
-            "the URL is a secret"
-        );
-        for bad in [
-            r#"{"kind": "redis"}"#,
-            r#"{"kind": "redis", "url": "u", "extra": 1}"#,
-            r#"{"kind": "etcd"}"#,
-        ] {
+            serde_json::from_str(r#"{"kind": "redis", "url": "redis://:pw@h:1", "response_timeout_ms": 250}"#).unwrap();
+        assert_eq!(redis, StoreConfig::Redis { url: Secret::new("redis://:pw@h:1"), response_timeout_ms: Some(250) });
+        let redis: StoreConfig = serde_json::from_str(r#"{"kind": "redis", "url": "redis://h"}"#).unwrap();
+        assert!(matches!(redis, StoreConfig::Redis { response_timeout_ms: None, .. }));
+        assert!(!format!("{redis:?}").contains("redis://h"), "the URL is a secret");
+        for bad in [r#"{"kind": "redis"}"#, r#"{"kind": "redis", "url": "u", "extra": 1}"#, r#"{"kind": "etcd"}"#] {
             assert!(serde_json::from_str::<StoreConfig>(bad).is_err(), "{bad}");
         }
     }

@@ -28,38 +28,22 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave a half-applied batch (apply_batch only
         // inserts after checking), so a poisoned lock's data is still consistent.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn apply_batch(
-        &self,
-        batch: &BatchId,
-        delta: &RollupDelta,
-    ) -> Result<ApplyOutcome, StoreError> {
+    async fn apply_batch(&self, batch: &BatchId, delta: &RollupDelta) -> Result<ApplyOutcome, StoreError> {
         let mut inner = self.lock();
         let space = (batch.prober.clone(), batch.epoch);
-        if inner
-            .watermarks
-            .get(&space)
-            .is_some_and(|mark| batch.seq <= *mark)
-        {
+        if inner.watermarks.get(&space).is_some_and(|mark| batch.seq <= *mark) {
             return Ok(ApplyOutcome::Duplicate);
         }
         inner.watermarks.insert(space, batch.seq);
         let mut newest = None;
         for ((series, minute), rollup) in &delta.rollups {
-            inner
-                .rollups
-                .entry(series.clone())
-                .or_default()
-                .entry(*minute)
-                .or_default()
-                .merge(rollup);
+            inner.rollups.entry(series.clone()).or_default().entry(*minute).or_default().merge(rollup);
             newest = newest.max(Some(*minute));
         }
         if let Some(newest) = newest {
@@ -83,10 +67,7 @@ impl Store for MemoryStore {
         Ok(series
             .iter()
             .map(|key| match inner.rollups.get(key) {
-                Some(minutes) if from < to => minutes
-                    .range(from..to)
-                    .map(|(m, r)| (*m, r.clone()))
-                    .collect(),
+                Some(minutes) if from < to => minutes.range(from..to).map(|(m, r)| (*m, r.clone())).collect(),
                 _ => Vec::new(),
             })
             .collect())
@@ -94,12 +75,8 @@ impl Store for MemoryStore {
 
     async fn list_series(&self) -> Result<Vec<SeriesKey>, StoreError> {
         let inner = self.lock();
-        let keys: BTreeSet<SeriesKey> = inner
-            .rollups
-            .iter()
-            .filter(|(_, m)| !m.is_empty())
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys: BTreeSet<SeriesKey> =
+            inner.rollups.iter().filter(|(_, m)| !m.is_empty()).map(|(k, _)| k.clone()).collect();
         Ok(keys.into_iter().collect())
     }
 

@@ -67,11 +67,7 @@ pub fn redact_url(url: &str) -> String {
         // `redis://secret@host` is read by some clients as a password, so it is hidden too.
         None => "***".to_string(),
     };
-    format!(
-        "{}{shown_user}{}",
-        &url[..scheme_end],
-        &url[scheme_end + at..]
-    )
+    format!("{}{shown_user}{}", &url[..scheme_end], &url[scheme_end + at..])
 }
 
 /// The batch script. Atomic because Redis runs a script without interleaving other commands.
@@ -134,9 +130,7 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore")
-            .field("url", &self.shown_url)
-            .finish_non_exhaustive()
+        f.debug_struct("RedisStore").field("url", &self.shown_url).finish_non_exhaustive()
     }
 }
 
@@ -145,9 +139,8 @@ impl RedisStore {
     /// [`StoreError::Unavailable`] naming the URL, password hidden, when Redis is unreachable.
     pub async fn connect(config: RedisStoreConfig) -> Result<RedisStore, StoreError> {
         let shown_url = redact_url(config.url.expose());
-        let client = redis::Client::open(config.url.expose()).map_err(|e| {
-            StoreError::Invalid(format!("bad redis URL {shown_url}: {}", describe(&e)))
-        })?;
+        let client = redis::Client::open(config.url.expose())
+            .map_err(|e| StoreError::Invalid(format!("bad redis URL {shown_url}: {}", describe(&e))))?;
         // No retries inside the manager: its backoff starts at a full second, and the caller's
         // next call triggers a fresh attempt anyway, so failures surface at once.
         let manager_config = ConnectionManagerConfig::new()
@@ -156,25 +149,21 @@ impl RedisStore {
             .set_response_timeout(config.response_timeout);
         // The outer bound covers DNS and the handshake commands too.
         let bound = config.connect_timeout + config.response_timeout;
-        let connection = match tokio::time::timeout(
-            bound,
-            ConnectionManager::new_with_config(client, manager_config),
-        )
-        .await
-        {
-            Ok(Ok(connection)) => connection,
-            Ok(Err(e)) => {
-                return Err(StoreError::Unavailable(format!(
-                    "cannot connect to redis at {shown_url}: {}",
-                    describe(&e)
-                )))
-            }
-            Err(_) => {
-                return Err(StoreError::Unavailable(format!(
-                    "cannot connect to redis at {shown_url}: no connection within {bound:?}"
-                )))
-            }
-        };
+        let connection =
+            match tokio::time::timeout(bound, ConnectionManager::new_with_config(client, manager_config)).await {
+                Ok(Ok(connection)) => connection,
+                Ok(Err(e)) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot connect to redis at {shown_url}: {}",
+                        describe(&e)
+                    )))
+                }
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot connect to redis at {shown_url}: no connection within {bound:?}"
+                    )))
+                }
+            };
         Ok(RedisStore {
             connection,
             apply_script: redis::Script::new(APPLY_SCRIPT),
@@ -214,30 +203,19 @@ impl RedisStore {
                     | ErrorKind::AuthenticationFailed
             );
         if unavailable {
-            return StoreError::Unavailable(format!(
-                "redis at {} failed {what}: {}",
-                self.shown_url,
-                describe(e)
-            ));
+            return StoreError::Unavailable(format!("redis at {} failed {what}: {}", self.shown_url, describe(e)));
         }
-        let wrong_type = e.code() == Some("WRONGTYPE")
-            || matches!(e.kind(), ErrorKind::TypeError | ErrorKind::ParseError);
+        let wrong_type =
+            e.code() == Some("WRONGTYPE") || matches!(e.kind(), ErrorKind::TypeError | ErrorKind::ParseError);
         if wrong_type {
-            return StoreError::Corrupt {
-                key: key.unwrap_or(what).to_string(),
-                reason: describe(e),
-            };
+            return StoreError::Corrupt { key: key.unwrap_or(what).to_string(), reason: describe(e) };
         }
         match e.kind() {
             ErrorKind::ClientError | ErrorKind::InvalidClientConfig => {
                 StoreError::Invalid(format!("{what}: {}", describe(e)))
             }
             // Anything else the server refused (OOM, script errors): retrying later may help.
-            _ => StoreError::Unavailable(format!(
-                "redis at {} failed {what}: {}",
-                self.shown_url,
-                describe(e)
-            )),
+            _ => StoreError::Unavailable(format!("redis at {} failed {what}: {}", self.shown_url, describe(e))),
         }
     }
 }
@@ -248,8 +226,7 @@ fn describe(e: &RedisError) -> String {
 }
 
 fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(value)
-        .map_err(|_| StoreError::Invalid(format!("{what} {value} does not fit a Redis integer")))
+    i64::try_from(value).map_err(|_| StoreError::Invalid(format!("{what} {value} does not fit a Redis integer")))
 }
 
 /// The (field, increment) pairs of one rollup. `n` is always written, so every rollup in a
@@ -280,18 +257,9 @@ fn invocation_for<'a>(
     delta: &RollupDelta,
 ) -> Result<redis::ScriptInvocation<'a>, StoreError> {
     let mut invocation = script.prepare_invoke();
-    invocation
-        .key(keys::watermark(&batch.prober, batch.epoch))
-        .key(keys::SERIES_INDEX);
-    invocation
-        .arg(batch.seq.to_string())
-        .arg(keys::WATERMARK_TTL_SECONDS)
-        .arg(keys::SERIES_INDEX_TTL_SECONDS);
-    let members: BTreeSet<String> = delta
-        .rollups
-        .keys()
-        .map(|(series, _)| keys::series_member(series))
-        .collect();
+    invocation.key(keys::watermark(&batch.prober, batch.epoch)).key(keys::SERIES_INDEX);
+    invocation.arg(batch.seq.to_string()).arg(keys::WATERMARK_TTL_SECONDS).arg(keys::SERIES_INDEX_TTL_SECONDS);
+    let members: BTreeSet<String> = delta.rollups.keys().map(|(series, _)| keys::series_member(series)).collect();
     invocation.arg(members.len());
     for member in &members {
         invocation.arg(member);
@@ -299,9 +267,7 @@ fn invocation_for<'a>(
     for ((series, minute), rollup) in &delta.rollups {
         invocation.key(keys::rollup(series, *minute));
         let fields = rollup_fields(rollup)?;
-        invocation
-            .arg(keys::rollup_expire_at(*minute))
-            .arg(fields.len());
+        invocation.arg(keys::rollup_expire_at(*minute)).arg(fields.len());
         for (name, increment) in fields {
             invocation.arg(name).arg(increment);
         }
@@ -326,10 +292,7 @@ fn hash_pairs(value: Value) -> Result<HashPairs, String> {
         Value::Nil => Ok(Vec::new()),
         Value::Array(items) => {
             if items.len() % 2 != 0 {
-                return Err(format!(
-                    "hash reply with an odd number ({}) of elements",
-                    items.len()
-                ));
+                return Err(format!("hash reply with an odd number ({}) of elements", items.len()));
             }
             let mut items = items.into_iter();
             let mut pairs = Vec::new();
@@ -338,10 +301,7 @@ fn hash_pairs(value: Value) -> Result<HashPairs, String> {
             }
             Ok(pairs)
         }
-        Value::Map(pairs) => pairs
-            .into_iter()
-            .map(|(k, v)| Ok((bytes(k)?, bytes(v)?)))
-            .collect(),
+        Value::Map(pairs) => pairs.into_iter().map(|(k, v)| Ok((bytes(k)?, bytes(v)?))).collect(),
         other => Err(format!("unexpected reply {other:?}")),
     }
 }
@@ -356,17 +316,16 @@ fn decode_rollup(key: &str, pairs: HashPairs) -> Result<Option<Rollup>, StoreErr
         let Some(known) = std::str::from_utf8(&name).ok().and_then(field::parse) else {
             continue;
         };
-        let count = std::str::from_utf8(&value)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| StoreError::Corrupt {
+        let count = std::str::from_utf8(&value).ok().and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| {
+            StoreError::Corrupt {
                 key: key.to_string(),
                 reason: format!(
                     "field {} holds {:?}, not a non-negative integer",
                     known.name(),
                     String::from_utf8_lossy(&value)
                 ),
-            })?;
+            }
+        })?;
         match known {
             Field::Total => rollup.total = count,
             Field::Successes => rollup.successes = count,
@@ -385,20 +344,14 @@ fn decode_rollup(key: &str, pairs: HashPairs) -> Result<Option<Rollup>, StoreErr
 
 #[async_trait]
 impl Store for RedisStore {
-    async fn apply_batch(
-        &self,
-        batch: &BatchId,
-        delta: &RollupDelta,
-    ) -> Result<ApplyOutcome, StoreError> {
+    async fn apply_batch(&self, batch: &BatchId, delta: &RollupDelta) -> Result<ApplyOutcome, StoreError> {
         let invocation = invocation_for(&self.apply_script, batch, delta)?;
         let mut connection = self.connection.clone();
         self.bounded("apply_batch", async {
             // EVALSHA; the script is loaded (and the call repeated) only when Redis lost it,
             // after a restart.
-            let applied: i64 = invocation
-                .invoke_async(&mut connection)
-                .await
-                .map_err(|e| self.map_error("apply_batch", None, &e))?;
+            let applied: i64 =
+                invocation.invoke_async(&mut connection).await.map_err(|e| self.map_error("apply_batch", None, &e))?;
             match applied {
                 1 => Ok(ApplyOutcome::Applied),
                 0 => Ok(ApplyOutcome::Duplicate),
@@ -426,9 +379,7 @@ impl Store for RedisStore {
                 "read of {minutes} minutes is longer than the limit of {MAX_READ_MINUTES} (31 days)"
             )));
         }
-        let key_count = usize::try_from(minutes)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(series.len());
+        let key_count = usize::try_from(minutes).unwrap_or(usize::MAX).saturating_mul(series.len());
         if key_count > MAX_READ_KEYS {
             return Err(StoreError::Invalid(format!(
                 "read of {} series x {minutes} minutes = {key_count} rollups exceeds the limit of {MAX_READ_KEYS}",
@@ -438,9 +389,7 @@ impl Store for RedisStore {
         let wanted: Vec<(usize, Minute, String)> = series
             .iter()
             .enumerate()
-            .flat_map(|(i, s)| {
-                (from.0..to.0).map(move |m| (i, Minute(m), keys::rollup(s, Minute(m))))
-            })
+            .flat_map(|(i, s)| (from.0..to.0).map(move |m| (i, Minute(m), keys::rollup(s, Minute(m)))))
             .collect();
         let mut result = vec![Vec::new(); series.len()];
         let mut connection = self.connection.clone();
@@ -466,10 +415,7 @@ impl Store for RedisStore {
                         let e = RedisError::from(e);
                         return Err(self.map_error("read_rollups", Some(key), &e));
                     }
-                    let pairs = hash_pairs(reply).map_err(|reason| StoreError::Corrupt {
-                        key: key.clone(),
-                        reason,
-                    })?;
+                    let pairs = hash_pairs(reply).map_err(|reason| StoreError::Corrupt { key: key.clone(), reason })?;
                     if let Some(rollup) = decode_rollup(key, pairs)? {
                         result[*index].push((*minute, rollup));
                     }
@@ -513,17 +459,12 @@ impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
         self.bounded("ping", async {
-            let reply: String = redis::cmd("PING")
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| self.map_error("ping", None, &e))?;
+            let reply: String =
+                redis::cmd("PING").query_async(&mut connection).await.map_err(|e| self.map_error("ping", None, &e))?;
             if reply == "PONG" {
                 Ok(())
             } else {
-                Err(StoreError::Unavailable(format!(
-                    "redis at {} answered PING with {reply:?}",
-                    self.shown_url
-                )))
+                Err(StoreError::Unavailable(format!("redis at {} answered PING with {reply:?}", self.shown_url)))
             }
         })
         .await
@@ -542,10 +483,7 @@ mod tests {
             ("redis://127.0.0.1:6380", "redis://127.0.0.1:6380"),
             ("redis://:hunter2@h:1/0", "redis://:***@h:1/0"),
             ("redis://user:hunter2@h:1", "redis://user:***@h:1"),
-            (
-                "rediss://user:p%40ss@word@h:1/2?x=1",
-                "rediss://user:***@h:1/2?x=1",
-            ),
+            ("rediss://user:p%40ss@word@h:1/2?x=1", "rediss://user:***@h:1/2?x=1"),
             ("redis://hunter2@h", "redis://***@h"),
             ("hunter2", "***"),
         ];
@@ -557,12 +495,7 @@ mod tests {
 
     #[test]
     fn rollups_survive_encoding_to_fields_and_back() {
-        let mut rollup = Rollup {
-            total: 9,
-            successes: 5,
-            latency_sum_us: 12_345,
-            ..Default::default()
-        };
+        let mut rollup = Rollup { total: 9, successes: 5, latency_sum_us: 12_345, ..Default::default() };
         rollup.failures.insert(FailureKind::Timeout, 3);
         rollup.failures.insert(FailureKind::Dns, 1);
         rollup.latency.add(0.5);
@@ -582,24 +515,15 @@ mod tests {
     #[test]
     fn a_non_integer_counter_is_corrupt_naming_the_key() {
         let err = decode_rollup("the-key", vec![(b"n".to_vec(), b"1.5".to_vec())]).unwrap_err();
-        assert!(
-            matches!(&err, StoreError::Corrupt { key, .. } if key == "the-key"),
-            "{err}"
-        );
+        assert!(matches!(&err, StoreError::Corrupt { key, .. } if key == "the-key"), "{err}");
         let err = decode_rollup("k", vec![(b"b:3".to_vec(), b"-1".to_vec())]).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { .. }));
     }
 
     #[test]
     fn hash_replies_decode_in_both_protocols() {
-        let flat = Value::Array(vec![
-            Value::BulkString(b"n".to_vec()),
-            Value::BulkString(b"2".to_vec()),
-        ]);
-        let map = Value::Map(vec![(
-            Value::BulkString(b"n".to_vec()),
-            Value::BulkString(b"2".to_vec()),
-        )]);
+        let flat = Value::Array(vec![Value::BulkString(b"n".to_vec()), Value::BulkString(b"2".to_vec())]);
+        let map = Value::Map(vec![(Value::BulkString(b"n".to_vec()), Value::BulkString(b"2".to_vec()))]);
         let expected = vec![(b"n".to_vec(), b"2".to_vec())];
         assert_eq!(hash_pairs(flat).unwrap(), expected);
         assert_eq!(hash_pairs(map).unwrap(), expected);
@@ -608,22 +532,12 @@ mod tests {
 
     #[test]
     fn script_invocation_builds_for_extreme_seqs() {
-        let series = SeriesKey {
-            check: CheckId::new("api").unwrap(),
-            region: Region::new("eu").unwrap(),
-        };
+        let series = SeriesKey { check: CheckId::new("api").unwrap(), region: Region::new("eu").unwrap() };
         let mut delta = RollupDelta::default();
-        let rollup = delta
-            .rollups
-            .entry((series.clone(), Minute(10)))
-            .or_default();
+        let rollup = delta.rollups.entry((series.clone(), Minute(10))).or_default();
         rollup.total = 2;
         rollup.successes = 2;
-        let batch = BatchId {
-            prober: mixmon_model::ProberId::new("p").unwrap(),
-            epoch: 3,
-            seq: u64::MAX,
-        };
+        let batch = BatchId { prober: mixmon_model::ProberId::new("p").unwrap(), epoch: 3, seq: u64::MAX };
         let script = redis::Script::new(APPLY_SCRIPT);
         // Only checks that building succeeds for extreme values; the layout itself is exercised
         // against a real Redis in tests/conformance.rs.
@@ -632,13 +546,7 @@ mod tests {
 
     #[test]
     fn counts_beyond_redis_integers_are_refused() {
-        let rollup = Rollup {
-            total: u64::MAX,
-            ..Default::default()
-        };
-        assert!(matches!(
-            rollup_fields(&rollup),
-            Err(StoreError::Invalid(_))
-        ));
+        let rollup = Rollup { total: u64::MAX, ..Default::default() };
+        assert!(matches!(rollup_fields(&rollup), Err(StoreError::Invalid(_))));
     }
 }

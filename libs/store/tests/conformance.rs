@@ -8,9 +8,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mixmon_model::{
-    CheckId, FailureKind, Minute, ProberId, Region, Rollup, RollupDelta, SeriesKey,
-};
+use mixmon_model::{CheckId, FailureKind, Minute, ProberId, Region, Rollup, RollupDelta, SeriesKey};
 use mixmon_store::{
     keys, ApplyOutcome, BatchId, MemoryStore, RedisStore, RedisStoreConfig, Store, StoreError,
     ROLLUP_RETENTION_MINUTES, WATERMARK_RETENTION_SECONDS,
@@ -18,10 +16,7 @@ use mixmon_store::{
 use mixmon_testkit::{eventually, RedisServer};
 
 fn now_minute() -> Minute {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
     Minute::containing(i64::try_from(ms).unwrap())
 }
 
@@ -31,28 +26,17 @@ fn base() -> Minute {
 }
 
 fn series(check: &str, region: &str) -> SeriesKey {
-    SeriesKey {
-        check: CheckId::new(check).unwrap(),
-        region: Region::new(region).unwrap(),
-    }
+    SeriesKey { check: CheckId::new(check).unwrap(), region: Region::new(region).unwrap() }
 }
 
 fn batch(prober: &str, epoch: u64, seq: u64) -> BatchId {
-    BatchId {
-        prober: ProberId::new(prober).unwrap(),
-        epoch,
-        seq,
-    }
+    BatchId { prober: ProberId::new(prober).unwrap(), epoch, seq }
 }
 
 /// A rollup using every field: failures of two kinds, zero bucket and several buckets.
 fn rich_rollup(scale: u64) -> Rollup {
-    let mut rollup = Rollup {
-        total: 10 * scale,
-        successes: 6 * scale,
-        latency_sum_us: 1_234_567 * scale,
-        ..Default::default()
-    };
+    let mut rollup =
+        Rollup { total: 10 * scale, successes: 6 * scale, latency_sum_us: 1_234_567 * scale, ..Default::default() };
     rollup.failures.insert(FailureKind::Timeout, 3 * scale);
     rollup.failures.insert(FailureKind::BadStatus, scale);
     rollup.latency.add_n(0.0, scale);
@@ -63,20 +47,13 @@ fn rich_rollup(scale: u64) -> Rollup {
 }
 
 fn simple_rollup(total: u64, successes: u64) -> Rollup {
-    let mut rollup = Rollup {
-        total,
-        successes,
-        latency_sum_us: successes * 1000,
-        ..Default::default()
-    };
+    let mut rollup = Rollup { total, successes, latency_sum_us: successes * 1000, ..Default::default() };
     if successes > 0 {
         // `add_n(_, 0)` would leave an empty bucket behind, which no store keeps.
         rollup.latency.add_n(1000.0, successes);
     }
     if total > successes {
-        rollup
-            .failures
-            .insert(FailureKind::ConnectionRefused, total - successes);
+        rollup.failures.insert(FailureKind::ConnectionRefused, total - successes);
     }
     rollup
 }
@@ -84,25 +61,13 @@ fn simple_rollup(total: u64, successes: u64) -> Rollup {
 fn delta(entries: &[(&SeriesKey, Minute, Rollup)]) -> RollupDelta {
     let mut delta = RollupDelta::default();
     for (series, minute, rollup) in entries {
-        delta
-            .rollups
-            .entry(((*series).clone(), *minute))
-            .or_default()
-            .merge(rollup);
+        delta.rollups.entry(((*series).clone(), *minute)).or_default().merge(rollup);
     }
     delta
 }
 
-async fn read_one(
-    store: &dyn Store,
-    series: &SeriesKey,
-    from: Minute,
-    to: Minute,
-) -> Vec<(Minute, Rollup)> {
-    let mut all = store
-        .read_rollups(std::slice::from_ref(series), from, to)
-        .await
-        .unwrap();
+async fn read_one(store: &dyn Store, series: &SeriesKey, from: Minute, to: Minute) -> Vec<(Minute, Rollup)> {
+    let mut all = store.read_rollups(std::slice::from_ref(series), from, to).await.unwrap();
     assert_eq!(all.len(), 1);
     all.remove(0)
 }
@@ -114,10 +79,7 @@ mod cases {
     pub async fn apply_then_read_back_equals_the_delta(store: &dyn Store) {
         let (s, m) = (series("api", "eu-west"), base());
         let rollup = rich_rollup(1);
-        let outcome = store
-            .apply_batch(&batch("p1", 1, 1), &delta(&[(&s, m, rollup.clone())]))
-            .await
-            .unwrap();
+        let outcome = store.apply_batch(&batch("p1", 1, 1), &delta(&[(&s, m, rollup.clone())])).await.unwrap();
         assert_eq!(outcome, ApplyOutcome::Applied);
         let read = read_one(store, &s, m, m.next()).await;
         assert_eq!(read, vec![(m, rollup.clone())]);
@@ -131,171 +93,71 @@ mod cases {
     pub async fn the_same_seq_again_is_a_duplicate_and_changes_nothing(store: &dyn Store) {
         let (s, m) = (series("api", "eu-west"), base());
         let first = delta(&[(&s, m, rich_rollup(1))]);
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, 5), &first).await.unwrap(),
-            ApplyOutcome::Applied
-        );
+        assert_eq!(store.apply_batch(&batch("p1", 1, 5), &first).await.unwrap(), ApplyOutcome::Applied);
         // Same id, even with other content: already applied, so nothing may change.
         let other = delta(&[(&s, m, rich_rollup(7)), (&s, m.next(), simple_rollup(1, 1))]);
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, 5), &first).await.unwrap(),
-            ApplyOutcome::Duplicate
-        );
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, 5), &other).await.unwrap(),
-            ApplyOutcome::Duplicate
-        );
-        assert_eq!(
-            read_one(store, &s, m, Minute(m.0 + 5)).await,
-            vec![(m, rich_rollup(1))]
-        );
+        assert_eq!(store.apply_batch(&batch("p1", 1, 5), &first).await.unwrap(), ApplyOutcome::Duplicate);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 5), &other).await.unwrap(), ApplyOutcome::Duplicate);
+        assert_eq!(read_one(store, &s, m, Minute(m.0 + 5)).await, vec![(m, rich_rollup(1))]);
     }
 
     pub async fn a_lower_seq_is_a_duplicate(store: &dyn Store) {
         let (s, m) = (series("api", "eu-west"), base());
         let d = delta(&[(&s, m, simple_rollup(2, 1))]);
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, 10), &d).await.unwrap(),
-            ApplyOutcome::Applied
-        );
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, 9), &d).await.unwrap(),
-            ApplyOutcome::Duplicate
-        );
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, 0), &d).await.unwrap(),
-            ApplyOutcome::Duplicate
-        );
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, 11), &d).await.unwrap(),
-            ApplyOutcome::Applied
-        );
-        assert_eq!(
-            read_one(store, &s, m, m.next()).await,
-            vec![(m, simple_rollup(4, 2))]
-        );
+        assert_eq!(store.apply_batch(&batch("p1", 1, 10), &d).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 9), &d).await.unwrap(), ApplyOutcome::Duplicate);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 0), &d).await.unwrap(), ApplyOutcome::Duplicate);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 11), &d).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(read_one(store, &s, m, m.next()).await, vec![(m, simple_rollup(4, 2))]);
     }
 
     pub async fn seq_zero_works_as_a_first_seq(store: &dyn Store) {
         let (s, m) = (series("api", "eu-west"), base());
         let d = delta(&[(&s, m, simple_rollup(1, 1))]);
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, 0), &d).await.unwrap(),
-            ApplyOutcome::Applied
-        );
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, 0), &d).await.unwrap(),
-            ApplyOutcome::Duplicate
-        );
-        assert_eq!(
-            read_one(store, &s, m, m.next()).await,
-            vec![(m, simple_rollup(1, 1))]
-        );
+        assert_eq!(store.apply_batch(&batch("p1", 1, 0), &d).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 0), &d).await.unwrap(), ApplyOutcome::Duplicate);
+        assert_eq!(read_one(store, &s, m, m.next()).await, vec![(m, simple_rollup(1, 1))]);
     }
 
     pub async fn seqs_beyond_float_precision_compare_exactly(store: &dyn Store) {
         let (s, m) = (series("api", "eu-west"), base());
         let d = delta(&[(&s, m, simple_rollup(1, 1))]);
         let big = (1u64 << 53) + 1;
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, big), &d).await.unwrap(),
-            ApplyOutcome::Applied
-        );
+        assert_eq!(store.apply_batch(&batch("p1", 1, big), &d).await.unwrap(), ApplyOutcome::Applied);
         // 2^53 and 2^53 + 1 are the same f64: a float comparison would get these wrong.
-        assert_eq!(
-            store
-                .apply_batch(&batch("p1", 1, big - 1), &d)
-                .await
-                .unwrap(),
-            ApplyOutcome::Duplicate
-        );
-        assert_eq!(
-            store
-                .apply_batch(&batch("p1", 1, big + 1), &d)
-                .await
-                .unwrap(),
-            ApplyOutcome::Applied
-        );
-        assert_eq!(
-            store
-                .apply_batch(&batch("p1", 1, u64::MAX), &d)
-                .await
-                .unwrap(),
-            ApplyOutcome::Applied
-        );
-        assert_eq!(
-            store
-                .apply_batch(&batch("p1", 1, u64::MAX), &d)
-                .await
-                .unwrap(),
-            ApplyOutcome::Duplicate
-        );
-        assert_eq!(
-            read_one(store, &s, m, m.next()).await,
-            vec![(m, simple_rollup(3, 3))]
-        );
+        assert_eq!(store.apply_batch(&batch("p1", 1, big - 1), &d).await.unwrap(), ApplyOutcome::Duplicate);
+        assert_eq!(store.apply_batch(&batch("p1", 1, big + 1), &d).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p1", 1, u64::MAX), &d).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p1", 1, u64::MAX), &d).await.unwrap(), ApplyOutcome::Duplicate);
+        assert_eq!(read_one(store, &s, m, m.next()).await, vec![(m, simple_rollup(3, 3))]);
     }
 
     pub async fn epochs_and_probers_are_independent(store: &dyn Store) {
         let (s, m) = (series("api", "eu-west"), base());
         let d = delta(&[(&s, m, simple_rollup(1, 1))]);
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, 5), &d).await.unwrap(),
-            ApplyOutcome::Applied
-        );
+        assert_eq!(store.apply_batch(&batch("p1", 1, 5), &d).await.unwrap(), ApplyOutcome::Applied);
         // A restarted prober (new epoch) starts its sequence again.
-        assert_eq!(
-            store.apply_batch(&batch("p1", 2, 1), &d).await.unwrap(),
-            ApplyOutcome::Applied
-        );
-        assert_eq!(
-            store.apply_batch(&batch("p2", 1, 1), &d).await.unwrap(),
-            ApplyOutcome::Applied
-        );
-        assert_eq!(
-            store.apply_batch(&batch("p2", 1, 5), &d).await.unwrap(),
-            ApplyOutcome::Applied
-        );
-        assert_eq!(
-            store.apply_batch(&batch("p1", 2, 1), &d).await.unwrap(),
-            ApplyOutcome::Duplicate
-        );
-        assert_eq!(
-            read_one(store, &s, m, m.next()).await,
-            vec![(m, simple_rollup(4, 4))]
-        );
+        assert_eq!(store.apply_batch(&batch("p1", 2, 1), &d).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p2", 1, 1), &d).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p2", 1, 5), &d).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p1", 2, 1), &d).await.unwrap(), ApplyOutcome::Duplicate);
+        assert_eq!(read_one(store, &s, m, m.next()).await, vec![(m, simple_rollup(4, 4))]);
     }
 
     pub async fn batches_merge_by_addition(store: &dyn Store) {
         let (a, b, m) = (series("api", "eu-west"), series("api", "us-west"), base());
         let first = delta(&[(&a, m, rich_rollup(1)), (&b, m, simple_rollup(3, 2))]);
         let second = delta(&[(&a, m, rich_rollup(2)), (&a, m.next(), simple_rollup(1, 0))]);
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, 1), &first).await.unwrap(),
-            ApplyOutcome::Applied
-        );
-        assert_eq!(
-            store
-                .apply_batch(&batch("p2", 1, 1), &second)
-                .await
-                .unwrap(),
-            ApplyOutcome::Applied
-        );
+        assert_eq!(store.apply_batch(&batch("p1", 1, 1), &first).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p2", 1, 1), &second).await.unwrap(), ApplyOutcome::Applied);
         let mut merged = rich_rollup(1);
         merged.merge(&rich_rollup(2));
-        assert_eq!(
-            merged,
-            rich_rollup(3),
-            "sanity: the fixture scales linearly"
-        );
+        assert_eq!(merged, rich_rollup(3), "sanity: the fixture scales linearly");
         assert_eq!(
             read_one(store, &a, m, Minute(m.0 + 2)).await,
             vec![(m, rich_rollup(3)), (m.next(), simple_rollup(1, 0))]
         );
-        assert_eq!(
-            read_one(store, &b, m, Minute(m.0 + 2)).await,
-            vec![(m, simple_rollup(3, 2))]
-        );
+        assert_eq!(read_one(store, &b, m, Minute(m.0 + 2)).await, vec![(m, simple_rollup(3, 2))]);
     }
 
     pub async fn read_range_is_half_open_and_missing_minutes_are_absent(store: &dyn Store) {
@@ -311,50 +173,22 @@ mod cases {
             read_one(store, &s, at(0), at(3)).await,
             vec![(at(0), simple_rollup(1, 1)), (at(2), simple_rollup(2, 1))]
         );
-        assert_eq!(
-            read_one(store, &s, at(1), at(3)).await,
-            vec![(at(2), simple_rollup(2, 1))]
-        );
-        assert_eq!(
-            read_one(store, &s, at(3), at(4)).await,
-            vec![(at(3), simple_rollup(3, 3))]
-        );
+        assert_eq!(read_one(store, &s, at(1), at(3)).await, vec![(at(2), simple_rollup(2, 1))]);
+        assert_eq!(read_one(store, &s, at(3), at(4)).await, vec![(at(3), simple_rollup(3, 3))]);
         assert_eq!(read_one(store, &s, at(-10), at(0)).await, vec![]);
         assert_eq!(read_one(store, &s, at(1), at(2)).await, vec![]);
-        assert_eq!(
-            read_one(store, &s, at(3), at(3)).await,
-            vec![],
-            "empty range"
-        );
-        assert_eq!(
-            read_one(store, &s, at(4), at(0)).await,
-            vec![],
-            "reversed range"
-        );
-        assert_eq!(
-            read_one(store, &series("nothing", "eu-west"), at(0), at(4)).await,
-            vec![]
-        );
+        assert_eq!(read_one(store, &s, at(3), at(3)).await, vec![], "empty range");
+        assert_eq!(read_one(store, &s, at(4), at(0)).await, vec![], "reversed range");
+        assert_eq!(read_one(store, &series("nothing", "eu-west"), at(0), at(4)).await, vec![]);
     }
 
     pub async fn several_series_in_one_read_keep_their_order(store: &dyn Store) {
         let m = base();
-        let (a, b, c, missing) = (
-            series("a", "eu-west"),
-            series("b", "eu-west"),
-            series("a", "us-west"),
-            series("zz", "eu-west"),
-        );
-        let d = delta(&[
-            (&a, m, simple_rollup(1, 1)),
-            (&b, m, simple_rollup(2, 2)),
-            (&c, m, simple_rollup(3, 3)),
-        ]);
+        let (a, b, c, missing) =
+            (series("a", "eu-west"), series("b", "eu-west"), series("a", "us-west"), series("zz", "eu-west"));
+        let d = delta(&[(&a, m, simple_rollup(1, 1)), (&b, m, simple_rollup(2, 2)), (&c, m, simple_rollup(3, 3))]);
         store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap();
-        let read = store
-            .read_rollups(&[c.clone(), missing, a.clone(), b.clone(), c], m, m.next())
-            .await
-            .unwrap();
+        let read = store.read_rollups(&[c.clone(), missing, a.clone(), b.clone(), c], m, m.next()).await.unwrap();
         assert_eq!(
             read,
             vec![
@@ -365,10 +199,7 @@ mod cases {
                 vec![(m, simple_rollup(3, 3))],
             ]
         );
-        assert_eq!(
-            store.read_rollups(&[], m, m.next()).await.unwrap(),
-            Vec::<Vec<(Minute, Rollup)>>::new()
-        );
+        assert_eq!(store.read_rollups(&[], m, m.next()).await.unwrap(), Vec::<Vec<(Minute, Rollup)>>::new());
     }
 
     pub async fn list_series_is_sorted_and_complete(store: &dyn Store) {
@@ -381,14 +212,8 @@ mod cases {
             series("edge.v2", "ap-south"),
         ];
         for (seq, s) in all.iter().enumerate() {
-            let d = delta(&[
-                (s, m, simple_rollup(1, 1)),
-                (s, m.next(), simple_rollup(1, 1)),
-            ]);
-            store
-                .apply_batch(&batch("p1", 1, seq as u64), &d)
-                .await
-                .unwrap();
+            let d = delta(&[(s, m, simple_rollup(1, 1)), (s, m.next(), simple_rollup(1, 1))]);
+            store.apply_batch(&batch("p1", 1, seq as u64), &d).await.unwrap();
         }
         let mut expected = all.to_vec();
         expected.sort();
@@ -398,25 +223,17 @@ mod cases {
     pub async fn an_empty_batch_still_moves_the_watermark(store: &dyn Store) {
         let (s, m) = (series("api", "eu-west"), base());
         assert_eq!(
-            store
-                .apply_batch(&batch("p1", 1, 3), &RollupDelta::default())
-                .await
-                .unwrap(),
+            store.apply_batch(&batch("p1", 1, 3), &RollupDelta::default()).await.unwrap(),
             ApplyOutcome::Applied
         );
         let d = delta(&[(&s, m, simple_rollup(1, 1))]);
-        assert_eq!(
-            store.apply_batch(&batch("p1", 1, 3), &d).await.unwrap(),
-            ApplyOutcome::Duplicate
-        );
+        assert_eq!(store.apply_batch(&batch("p1", 1, 3), &d).await.unwrap(), ApplyOutcome::Duplicate);
         assert_eq!(store.list_series().await.unwrap(), vec![]);
     }
 }
 
 async fn connect_redis_store(server: &RedisServer) -> RedisStore {
-    RedisStore::connect(RedisStoreConfig::new(server.url()))
-        .await
-        .unwrap()
+    RedisStore::connect(RedisStoreConfig::new(server.url())).await.unwrap()
 }
 
 macro_rules! conformance {
@@ -457,11 +274,7 @@ conformance!(
 
 /// Direct access to the server, to look at what the store wrote.
 async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    redis::Client::open(server.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
 }
 
 async fn ttl(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
@@ -473,52 +286,26 @@ async fn redis_keys_have_ttls_matching_their_retention() {
     let server = RedisServer::start().unwrap();
     let store = connect_redis_store(&server).await;
     let (s, m) = (series("api", "eu-west"), now_minute());
-    store
-        .apply_batch(&batch("p1", 4, 1), &delta(&[(&s, m, simple_rollup(1, 1))]))
-        .await
-        .unwrap();
+    store.apply_batch(&batch("p1", 4, 1), &delta(&[(&s, m, simple_rollup(1, 1))])).await.unwrap();
     let mut conn = raw(&server).await;
 
     // The rollup expires at its minute's start + retention; `m` started under a minute ago.
     let retention = ROLLUP_RETENTION_MINUTES * 60;
     let rollup_ttl = ttl(&mut conn, &keys::rollup(&s, m)).await;
-    assert!(
-        (retention - 120..=retention).contains(&rollup_ttl),
-        "rollup TTL {rollup_ttl}, retention {retention}"
-    );
+    assert!((retention - 120..=retention).contains(&rollup_ttl), "rollup TTL {rollup_ttl}, retention {retention}");
     let index_ttl = ttl(&mut conn, keys::SERIES_INDEX).await;
-    assert!(
-        (retention - 60..=retention).contains(&index_ttl),
-        "series index TTL {index_ttl}"
-    );
+    assert!((retention - 60..=retention).contains(&index_ttl), "series index TTL {index_ttl}");
     let watermark = keys::watermark(&ProberId::new("p1").unwrap(), 4);
     let wm_ttl = ttl(&mut conn, &watermark).await;
     let wm_retention = i64::try_from(WATERMARK_RETENTION_SECONDS).unwrap();
-    assert!(
-        (wm_retention - 60..=wm_retention).contains(&wm_ttl),
-        "watermark TTL {wm_ttl}"
-    );
-    let stored: String = redis::cmd("GET")
-        .arg(&watermark)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    assert!((wm_retention - 60..=wm_retention).contains(&wm_ttl), "watermark TTL {wm_ttl}");
+    let stored: String = redis::cmd("GET").arg(&watermark).query_async(&mut conn).await.unwrap();
     assert_eq!(stored, "1");
 
     // A minute already past retention is not kept at all.
     let old = Minute(m.0 - ROLLUP_RETENTION_MINUTES - 1);
-    store
-        .apply_batch(
-            &batch("p1", 4, 2),
-            &delta(&[(&s, old, simple_rollup(1, 1))]),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        ttl(&mut conn, &keys::rollup(&s, old)).await,
-        -2,
-        "expired key does not exist"
-    );
+    store.apply_batch(&batch("p1", 4, 2), &delta(&[(&s, old, simple_rollup(1, 1))])).await.unwrap();
+    assert_eq!(ttl(&mut conn, &keys::rollup(&s, old)).await, -2, "expired key does not exist");
 }
 
 #[tokio::test]
@@ -529,62 +316,31 @@ async fn a_killed_redis_is_unavailable_and_the_store_recovers_after_restart() {
     let store = RedisStore::connect(config).await.unwrap();
     let (s, m) = (series("api", "eu-west"), base());
     let d = delta(&[(&s, m, simple_rollup(1, 1))]);
-    assert_eq!(
-        store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap(),
-        ApplyOutcome::Applied
-    );
+    assert_eq!(store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap(), ApplyOutcome::Applied);
 
     server.kill();
     for seq in 2..4 {
         let started = Instant::now();
         let result = store.apply_batch(&batch("p1", 1, seq), &d).await;
-        assert!(
-            matches!(result, Err(StoreError::Unavailable(_))),
-            "{result:?}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_millis(1500),
-            "took {:?}",
-            started.elapsed()
-        );
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+        assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
     }
-    assert!(matches!(
-        store.ping().await,
-        Err(StoreError::Unavailable(_))
-    ));
-    assert!(matches!(
-        store
-            .read_rollups(std::slice::from_ref(&s), m, m.next())
-            .await,
-        Err(StoreError::Unavailable(_))
-    ));
+    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.read_rollups(std::slice::from_ref(&s), m, m.next()).await, Err(StoreError::Unavailable(_))));
 
     // Without persistence the restarted server is empty, scripts included: the store must
     // reconnect by itself and reload its script.
     server.restart().unwrap();
-    eventually(
-        Duration::from_secs(10),
-        Duration::from_millis(50),
-        || async { store.ping().await.is_ok() },
-    )
-    .await
-    .expect("store usable again after restart");
-    assert_eq!(
-        store.apply_batch(&batch("p1", 1, 2), &d).await.unwrap(),
-        ApplyOutcome::Applied
-    );
-    assert_eq!(
-        read_one(&store, &s, m, m.next()).await,
-        vec![(m, simple_rollup(1, 1))]
-    );
+    eventually(Duration::from_secs(10), Duration::from_millis(50), || async { store.ping().await.is_ok() })
+        .await
+        .expect("store usable again after restart");
+    assert_eq!(store.apply_batch(&batch("p1", 1, 2), &d).await.unwrap(), ApplyOutcome::Applied);
+    assert_eq!(read_one(&store, &s, m, m.next()).await, vec![(m, simple_rollup(1, 1))]);
 }
 
 fn signal(server: &RedisServer, signal: &str) {
     let pid = server.pid().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid])
-        .status()
-        .unwrap();
+    let status = std::process::Command::new("kill").args([signal, &pid]).status().unwrap();
     assert!(status.success());
 }
 
@@ -603,28 +359,17 @@ async fn a_hung_redis_is_unavailable_within_the_response_timeout() {
     let result = store.apply_batch(&batch("p1", 1, 1), &d).await;
     let elapsed = started.elapsed();
     signal(&server, "-CONT");
-    assert!(
-        matches!(result, Err(StoreError::Unavailable(_))),
-        "{result:?}"
-    );
-    assert!(
-        elapsed >= Duration::from_millis(500) && elapsed < Duration::from_millis(1500),
-        "took {elapsed:?}"
-    );
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    assert!(elapsed >= Duration::from_millis(500) && elapsed < Duration::from_millis(1500), "took {elapsed:?}");
 
     // The timed-out batch may or may not have landed once Redis resumed; a resend must leave
     // exactly one copy either way.
-    eventually(
-        Duration::from_secs(10),
-        Duration::from_millis(50),
-        || async { store.apply_batch(&batch("p1", 1, 1), &d).await.is_ok() },
-    )
+    eventually(Duration::from_secs(10), Duration::from_millis(50), || async {
+        store.apply_batch(&batch("p1", 1, 1), &d).await.is_ok()
+    })
     .await
     .expect("store usable again after the hang");
-    assert_eq!(
-        read_one(&store, &s, m, m.next()).await,
-        vec![(m, simple_rollup(1, 1))]
-    );
+    assert_eq!(read_one(&store, &s, m, m.next()).await, vec![(m, simple_rollup(1, 1))]);
 }
 
 #[tokio::test]
@@ -633,28 +378,14 @@ async fn applied_batches_survive_a_crash_with_append_only() {
     let store = connect_redis_store(&server).await;
     let (s, m) = (series("api", "eu-west"), base());
     let d = delta(&[(&s, m, rich_rollup(1))]);
-    assert_eq!(
-        store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap(),
-        ApplyOutcome::Applied
-    );
+    assert_eq!(store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap(), ApplyOutcome::Applied);
     server.kill();
     server.restart().unwrap();
-    eventually(
-        Duration::from_secs(10),
-        Duration::from_millis(50),
-        || async { store.ping().await.is_ok() },
-    )
-    .await
-    .expect("store usable again after restart");
-    assert_eq!(
-        store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap(),
-        ApplyOutcome::Duplicate,
-        "watermark kept"
-    );
-    assert_eq!(
-        read_one(&store, &s, m, m.next()).await,
-        vec![(m, rich_rollup(1))]
-    );
+    eventually(Duration::from_secs(10), Duration::from_millis(50), || async { store.ping().await.is_ok() })
+        .await
+        .expect("store usable again after restart");
+    assert_eq!(store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap(), ApplyOutcome::Duplicate, "watermark kept");
+    assert_eq!(read_one(&store, &s, m, m.next()).await, vec![(m, rich_rollup(1))]);
 }
 
 #[tokio::test]
@@ -665,29 +396,15 @@ async fn connecting_to_a_dead_port_is_unavailable_naming_the_url_without_passwor
     };
     let url = format!("redis://127.0.0.1:{port}");
     let started = Instant::now();
-    let err = RedisStore::connect(RedisStoreConfig::new(&url))
-        .await
-        .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert!(
-        matches!(&err, StoreError::Unavailable(msg) if msg.contains(&url)),
-        "{err}"
-    );
+    let err = RedisStore::connect(RedisStoreConfig::new(&url)).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(matches!(&err, StoreError::Unavailable(msg) if msg.contains(&url)), "{err}");
 
     let secret_url = format!("redis://admin:s3cr3t-pw@127.0.0.1:{port}/0");
-    let err = RedisStore::connect(RedisStoreConfig::new(&secret_url))
-        .await
-        .unwrap_err();
+    let err = RedisStore::connect(RedisStoreConfig::new(&secret_url)).await.unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("s3cr3t-pw"), "{shown}");
-    assert!(
-        shown.contains(&format!("redis://admin:***@127.0.0.1:{port}/0")),
-        "{shown}"
-    );
+    assert!(shown.contains(&format!("redis://admin:***@127.0.0.1:{port}/0")), "{shown}");
     assert!(matches!(err, StoreError::Unavailable(_)));
 }
 
@@ -695,28 +412,16 @@ async fn connecting_to_a_dead_port_is_unavailable_naming_the_url_without_passwor
 async fn a_wrong_password_never_shows_the_password() {
     let server = RedisServer::start().unwrap();
     let mut conn = raw(&server).await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg("right-pw")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let _: () =
+        redis::cmd("CONFIG").arg("SET").arg("requirepass").arg("right-pw").query_async(&mut conn).await.unwrap();
     let url = format!("redis://:wrong-pw@127.0.0.1:{}", server.port());
-    let err = RedisStore::connect(RedisStoreConfig::new(&url))
-        .await
-        .unwrap_err();
+    let err = RedisStore::connect(RedisStoreConfig::new(&url)).await.unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(matches!(err, StoreError::Unavailable(_)), "{shown}");
-    assert!(
-        !shown.contains("wrong-pw") && !shown.contains("right-pw"),
-        "{shown}"
-    );
+    assert!(!shown.contains("wrong-pw") && !shown.contains("right-pw"), "{shown}");
 
     let url = format!("redis://:right-pw@127.0.0.1:{}", server.port());
-    let store = RedisStore::connect(RedisStoreConfig::new(&url))
-        .await
-        .unwrap();
+    let store = RedisStore::connect(RedisStoreConfig::new(&url)).await.unwrap();
     store.ping().await.unwrap();
     assert!(!format!("{store:?}").contains("right-pw"));
 }
@@ -728,64 +433,24 @@ async fn corrupt_stored_data_is_reported_with_its_key() {
     let mut conn = raw(&server).await;
     let (s, m) = (series("api", "eu-west"), base());
     let key = keys::rollup(&s, m);
-    let _: () = redis::cmd("HSET")
-        .arg(&key)
-        .arg("n")
-        .arg("many")
-        .arg("future")
-        .arg("x")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let err = store
-        .read_rollups(std::slice::from_ref(&s), m, m.next())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, StoreError::Corrupt { key: k, .. } if *k == key),
-        "{err}"
-    );
+    let _: () =
+        redis::cmd("HSET").arg(&key).arg("n").arg("many").arg("future").arg("x").query_async(&mut conn).await.unwrap();
+    let err = store.read_rollups(std::slice::from_ref(&s), m, m.next()).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt { key: k, .. } if *k == key), "{err}");
 
     // A key of the wrong type fails the read, naming it, and a batch touching it changes nothing.
     let other = series("web", "eu-west");
     let wrong = keys::rollup(&other, m);
-    let _: () = redis::cmd("SET")
-        .arg(&wrong)
-        .arg("not a hash")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let err = store
-        .read_rollups(std::slice::from_ref(&other), m, m.next())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, StoreError::Corrupt { key: k, .. } if *k == wrong),
-        "{err}"
-    );
+    let _: () = redis::cmd("SET").arg(&wrong).arg("not a hash").query_async(&mut conn).await.unwrap();
+    let err = store.read_rollups(std::slice::from_ref(&other), m, m.next()).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt { key: k, .. } if *k == wrong), "{err}");
     let fine = series("fine", "eu-west");
-    let d = delta(&[
-        (&fine, m, simple_rollup(1, 1)),
-        (&other, m, simple_rollup(1, 1)),
-    ]);
+    let d = delta(&[(&fine, m, simple_rollup(1, 1)), (&other, m, simple_rollup(1, 1))]);
     let err = store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap_err();
-    assert!(
-        matches!(&err, StoreError::Corrupt { reason, .. } if reason.contains(&wrong)),
-        "{err}"
-    );
+    assert!(matches!(&err, StoreError::Corrupt { reason, .. } if reason.contains(&wrong)), "{err}");
+    assert_eq!(read_one(&store, &fine, m, m.next()).await, vec![], "nothing applied");
     assert_eq!(
-        read_one(&store, &fine, m, m.next()).await,
-        vec![],
-        "nothing applied"
-    );
-    assert_eq!(
-        store
-            .apply_batch(
-                &batch("p1", 1, 1),
-                &delta(&[(&fine, m, simple_rollup(1, 1))])
-            )
-            .await
-            .unwrap(),
+        store.apply_batch(&batch("p1", 1, 1), &delta(&[(&fine, m, simple_rollup(1, 1))])).await.unwrap(),
         ApplyOutcome::Applied,
         "watermark not moved"
     );
@@ -797,10 +462,7 @@ async fn unknown_fields_are_ignored_and_bad_series_members_skipped() {
     let store = connect_redis_store(&server).await;
     let mut conn = raw(&server).await;
     let (s, m) = (series("api", "eu-west"), base());
-    store
-        .apply_batch(&batch("p1", 1, 1), &delta(&[(&s, m, rich_rollup(1))]))
-        .await
-        .unwrap();
+    store.apply_batch(&batch("p1", 1, 1), &delta(&[(&s, m, rich_rollup(1))])).await.unwrap();
     let _: () = redis::cmd("HSET")
         .arg(keys::rollup(&s, m))
         .arg("from-the-future")
@@ -810,17 +472,9 @@ async fn unknown_fields_are_ignored_and_bad_series_members_skipped() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(
-        read_one(&store, &s, m, m.next()).await,
-        vec![(m, rich_rollup(1))]
-    );
-    let _: () = redis::cmd("SADD")
-        .arg(keys::SERIES_INDEX)
-        .arg("no-slash")
-        .arg("a b/c")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    assert_eq!(read_one(&store, &s, m, m.next()).await, vec![(m, rich_rollup(1))]);
+    let _: () =
+        redis::cmd("SADD").arg(keys::SERIES_INDEX).arg("no-slash").arg("a b/c").query_async(&mut conn).await.unwrap();
     assert_eq!(store.list_series().await.unwrap(), vec![s]);
 }
 
@@ -830,25 +484,11 @@ async fn oversized_reads_are_refused() {
     let store = connect_redis_store(&server).await;
     let m = base();
     let one = [series("api", "eu-west")];
-    let err = store
-        .read_rollups(&one, m, Minute(m.0 + 31 * 24 * 60 + 1))
-        .await
-        .unwrap_err();
+    let err = store.read_rollups(&one, m, Minute(m.0 + 31 * 24 * 60 + 1)).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
-    let many: Vec<SeriesKey> = (0..10)
-        .map(|i| series(&format!("c{i}"), "eu-west"))
-        .collect();
-    let err = store
-        .read_rollups(&many, m, Minute(m.0 + 20_001))
-        .await
-        .unwrap_err();
+    let many: Vec<SeriesKey> = (0..10).map(|i| series(&format!("c{i}"), "eu-west")).collect();
+    let err = store.read_rollups(&many, m, Minute(m.0 + 20_001)).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
     // A full month of one series is allowed, and missing minutes are simply absent.
-    assert_eq!(
-        store
-            .read_rollups(&one, m, Minute(m.0 + 31 * 24 * 60))
-            .await
-            .unwrap(),
-        vec![vec![]]
-    );
+    assert_eq!(store.read_rollups(&one, m, Minute(m.0 + 31 * 24 * 60)).await.unwrap(), vec![vec![]]);
 }

@@ -17,10 +17,7 @@ pub enum TestkitError {
     #[error("redis-server did not start: {reason}\n--- log tail ---\n{log}")]
     RedisStart { reason: String, log: String },
     #[error("binary {name:?} not found (looked at {searched:?}); build it first: cargo build --workspace --bins")]
-    BinaryMissing {
-        name: String,
-        searched: Vec<PathBuf>,
-    },
+    BinaryMissing { name: String, searched: Vec<PathBuf> },
     #[error("{what} did not happen within {after:?}")]
     Timeout { what: String, after: Duration },
     #[error("http: {0}")]
@@ -29,10 +26,7 @@ pub enum TestkitError {
 
 impl TestkitError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io {
-            context: context.into(),
-            source,
-        }
+        Self::Io { context: context.into(), source }
     }
 }
 

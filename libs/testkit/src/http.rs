@@ -21,10 +21,7 @@ pub struct Response {
 impl Response {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -43,9 +40,7 @@ fn err(message: impl Into<String>) -> TestkitError {
 
 /// Splits `http://host:port/path?query` into (`host:port`, `/path?query`).
 fn split_url(url: &str) -> Result<(&str, &str), TestkitError> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| err(format!("only http:// URLs are supported: {url}")))?;
+    let rest = url.strip_prefix("http://").ok_or_else(|| err(format!("only http:// URLs are supported: {url}")))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -65,10 +60,7 @@ pub async fn request(
 ) -> Result<Response, TestkitError> {
     match tokio::time::timeout(TIMEOUT, request_inner(method, url, headers, body)).await {
         Ok(result) => result,
-        Err(_) => Err(TestkitError::Timeout {
-            what: format!("{method} {url}"),
-            after: TIMEOUT,
-        }),
+        Err(_) => Err(TestkitError::Timeout { what: format!("{method} {url}"), after: TIMEOUT }),
     }
 }
 
@@ -79,16 +71,10 @@ async fn request_inner(
     body: Option<&[u8]>,
 ) -> Result<Response, TestkitError> {
     let (authority, path) = split_url(url)?;
-    let addr = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let mut stream = TcpStream::connect(&addr)
-        .await
-        .map_err(|e| err(format!("connecting to {addr} for {method} {url}: {e}")))?;
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    let addr = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
+    let mut stream =
+        TcpStream::connect(&addr).await.map_err(|e| err(format!("connecting to {addr} for {method} {url}: {e}")))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -99,15 +85,9 @@ async fn request_inner(
     head.push_str("\r\n");
     let mut raw = head.into_bytes();
     raw.extend_from_slice(body);
-    stream
-        .write_all(&raw)
-        .await
-        .map_err(|e| err(format!("sending {method} {url}: {e}")))?;
+    stream.write_all(&raw).await.map_err(|e| err(format!("sending {method} {url}: {e}")))?;
     let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| err(format!("reading response to {method} {url}: {e}")))?;
+    stream.read_to_end(&mut response).await.map_err(|e| err(format!("reading response to {method} {url}: {e}")))?;
     parse_response(&response, method == "HEAD")
 }
 
@@ -115,12 +95,7 @@ fn parse_response(raw: &[u8], head_only: bool) -> Result<Response, TestkitError>
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| {
-            err(format!(
-                "incomplete response head: {:?}",
-                String::from_utf8_lossy(raw)
-            ))
-        })?;
+        .ok_or_else(|| err(format!("incomplete response head: {:?}", String::from_utf8_lossy(raw))))?;
     let head = std::str::from_utf8(&raw[..end]).map_err(|_| err("response head is not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
@@ -131,31 +106,19 @@ fn parse_response(raw: &[u8], head_only: bool) -> Result<Response, TestkitError>
         .ok_or_else(|| err(format!("bad status line {status_line:?}")))?;
     let mut headers = Vec::new();
     for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| err(format!("bad header line {line:?}")))?;
+        let (name, value) = line.split_once(':').ok_or_else(|| err(format!("bad header line {line:?}")))?;
         headers.push((name.trim().to_string(), value.trim().to_string()));
     }
     let rest = &raw[end + 4..];
-    let response = Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    let chunked = response
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let response = Response { status, headers, body: Vec::new() };
+    let chunked = response.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     let body = if head_only {
         Vec::new()
     } else if chunked {
         decode_chunked(rest)?
     } else if let Some(length) = response.header("content-length") {
-        let length: usize = length
-            .parse()
-            .map_err(|_| err(format!("bad Content-Length {length:?}")))?;
-        rest.get(..length)
-            .ok_or_else(|| err(format!("body shorter than Content-Length {length}")))?
-            .to_vec()
+        let length: usize = length.parse().map_err(|_| err(format!("bad Content-Length {length:?}")))?;
+        rest.get(..length).ok_or_else(|| err(format!("body shorter than Content-Length {length}")))?.to_vec()
     } else {
         rest.to_vec()
     };
@@ -165,25 +128,18 @@ fn parse_response(raw: &[u8], head_only: bool) -> Result<Response, TestkitError>
 fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, TestkitError> {
     let mut body = Vec::new();
     loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| err("truncated chunk size line"))?;
-        let size_line =
-            std::str::from_utf8(&data[..line_end]).map_err(|_| err("chunk size is not UTF-8"))?;
+        let line_end = data.windows(2).position(|w| w == b"\r\n").ok_or_else(|| err("truncated chunk size line"))?;
+        let size_line = std::str::from_utf8(&data[..line_end]).map_err(|_| err("chunk size is not UTF-8"))?;
         // Chunk extensions (`;name=value`) carry nothing a test needs.
         let size_hex = size_line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .map_err(|_| err(format!("bad chunk size {size_line:?}")))?;
+        let size = usize::from_str_radix(size_hex, 16).map_err(|_| err(format!("bad chunk size {size_line:?}")))?;
         data = &data[line_end + 2..];
         if size == 0 {
             return Ok(body);
         }
         let chunk = data.get(..size).ok_or_else(|| err("truncated chunk"))?;
         body.extend_from_slice(chunk);
-        data = data
-            .get(size + 2..)
-            .ok_or_else(|| err("chunk not followed by CRLF"))?;
+        data = data.get(size + 2..).ok_or_else(|| err("chunk not followed by CRLF"))?;
     }
 }
 
@@ -205,9 +161,7 @@ pub async fn post_json(
         headers.push(("Authorization", auth));
     }
     let response = request("POST", url, &headers, Some(&payload)).await?;
-    let value = response
-        .json()
-        .unwrap_or_else(|_| serde_json::Value::String(response.text()));
+    let value = response.json().unwrap_or_else(|_| serde_json::Value::String(response.text()));
     Ok((response.status, value))
 }
 
@@ -251,17 +205,13 @@ mod tests {
 
     #[tokio::test]
     async fn get_reads_a_content_length_body() {
-        let (url, server) =
-            serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Test: yes\r\n\r\nhello").await;
+        let (url, server) = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Test: yes\r\n\r\nhello").await;
         let response = get(&format!("{url}/health?x=1")).await.unwrap();
         assert_eq!(response.status, 200);
         assert_eq!(response.body, b"hello");
         assert_eq!(response.header("x-test"), Some("yes"));
         let request = String::from_utf8(server.await.unwrap()).unwrap();
-        assert!(
-            request.starts_with("GET /health?x=1 HTTP/1.1\r\n"),
-            "{request}"
-        );
+        assert!(request.starts_with("GET /health?x=1 HTTP/1.1\r\n"), "{request}");
         assert!(request.contains("Connection: close\r\n"), "{request}");
     }
 
@@ -272,36 +222,21 @@ mod tests {
               4\r\n{\"a\"\r\nb;ext=1\r\n: [1, 2, 3]\r\n1\r\n}\r\n0\r\n\r\n",
         )
         .await;
-        let (status, body) = post_json(&url, &serde_json::json!({"k": 1}), None)
-            .await
-            .unwrap();
+        let (status, body) = post_json(&url, &serde_json::json!({"k": 1}), None).await.unwrap();
         assert_eq!(status, 201);
         assert_eq!(body, serde_json::json!({"a": [1, 2, 3]}));
     }
 
     #[tokio::test]
     async fn post_json_sends_body_length_and_bearer() {
-        let (url, server) =
-            serve_once(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\n\r\nno way").await;
-        let (status, body) = post_json(
-            &format!("{url}/api"),
-            &serde_json::json!({"x": "y"}),
-            Some("t0k"),
-        )
-        .await
-        .unwrap();
+        let (url, server) = serve_once(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 6\r\n\r\nno way").await;
+        let (status, body) =
+            post_json(&format!("{url}/api"), &serde_json::json!({"x": "y"}), Some("t0k")).await.unwrap();
         assert_eq!(status, 401);
-        assert_eq!(
-            body,
-            serde_json::Value::String("no way".into()),
-            "non-JSON body comes back as text"
-        );
+        assert_eq!(body, serde_json::Value::String("no way".into()), "non-JSON body comes back as text");
         let request = String::from_utf8(server.await.unwrap()).unwrap();
         assert!(request.starts_with("POST /api HTTP/1.1\r\n"), "{request}");
-        assert!(
-            request.contains("Authorization: Bearer t0k\r\n"),
-            "{request}"
-        );
+        assert!(request.contains("Authorization: Bearer t0k\r\n"), "{request}");
         assert!(request.contains("Content-Length: 9\r\n"), "{request}");
         assert!(request.ends_with("\r\n\r\n{\"x\":\"y\"}"), "{request}");
     }

@@ -23,28 +23,19 @@ impl ChildProcess {
     /// Starts `program` with `args` and extra `env` (added to the inherited environment), its
     /// stdout and stderr appended to one log file in a fresh temporary directory, which is
     /// also its working directory.
-    pub fn spawn<I, S>(
-        program: &Path,
-        args: I,
-        env: &[(&str, &str)],
-    ) -> Result<ChildProcess, TestkitError>
+    pub fn spawn<I, S>(program: &Path, args: I, env: &[(&str, &str)]) -> Result<ChildProcess, TestkitError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let name = program
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let dir = tempfile::Builder::new()
             .prefix(&format!("mixmon-{name}-"))
             .tempdir()
             .map_err(|e| TestkitError::io("creating process dir", e))?;
         let log = std::fs::File::create(dir.path().join(LOG_FILE))
             .map_err(|e| TestkitError::io("creating process log", e))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| TestkitError::io("creating process log", e))?;
+        let log_err = log.try_clone().map_err(|e| TestkitError::io("creating process log", e))?;
         let child = Command::new(program)
             .args(args)
             .envs(env.iter().copied())
@@ -76,12 +67,7 @@ impl ChildProcess {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let start = lines.len().saturating_sub(n);
-        let mut out = format!(
-            "--- last {} lines of {} (pid {}) ---\n",
-            lines.len() - start,
-            self.name,
-            self.pid()
-        );
+        let mut out = format!("--- last {} lines of {} (pid {}) ---\n", lines.len() - start, self.name, self.pid());
         for line in &lines[start..] {
             out.push_str(line);
             out.push('\n');
@@ -118,9 +104,7 @@ impl ChildProcess {
 
     /// The exit status if it has exited, without waiting.
     pub fn try_status(&mut self) -> Result<Option<ExitStatus>, TestkitError> {
-        self.child
-            .try_wait()
-            .map_err(|e| TestkitError::io("checking process status", e))
+        self.child.try_wait().map_err(|e| TestkitError::io("checking process status", e))
     }
 
     /// Waits up to `timeout` for the process to exit.
@@ -155,11 +139,7 @@ pub fn binary_path(name: &str) -> Result<PathBuf, TestkitError> {
     let mut candidates = Vec::new();
     if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
         let target = PathBuf::from(target);
-        let target = if target.is_relative() {
-            workspace.join(target)
-        } else {
-            target
-        };
+        let target = if target.is_relative() { workspace.join(target) } else { target };
         candidates.push(target.join("debug").join(name));
     }
     // Test binaries live in <target>/debug/deps, next to the binaries' <target>/debug.
@@ -173,10 +153,7 @@ pub fn binary_path(name: &str) -> Result<PathBuf, TestkitError> {
         .iter()
         .find(|path| path.is_file())
         .cloned()
-        .ok_or_else(|| TestkitError::BinaryMissing {
-            name: name.to_string(),
-            searched: candidates,
-        })
+        .ok_or_else(|| TestkitError::BinaryMissing { name: name.to_string(), searched: candidates })
 }
 
 #[cfg(test)]
@@ -185,12 +162,7 @@ mod tests {
     use super::*;
 
     fn sh(script: &str) -> ChildProcess {
-        ChildProcess::spawn(
-            Path::new("/bin/sh"),
-            ["-c", script],
-            &[("GREETING", "hello")],
-        )
-        .unwrap()
+        ChildProcess::spawn(Path::new("/bin/sh"), ["-c", script], &[("GREETING", "hello")]).unwrap()
     }
 
     #[test]
@@ -200,25 +172,17 @@ mod tests {
         assert_eq!(status.code(), Some(3));
         let tail = child.log_tail(10);
         assert!(tail.contains("out hello") && tail.contains("err"), "{tail}");
-        assert!(
-            !child.log_tail(1).contains("out hello"),
-            "only the last line: {}",
-            child.log_tail(1)
-        );
+        assert!(!child.log_tail(1).contains("out hello"), "only the last line: {}", child.log_tail(1));
     }
 
     #[test]
     fn terminate_stops_a_running_process() {
-        let mut child =
-            sh("trap 'echo got term; exit 0' TERM; echo started; while true; do sleep 0.05; done");
+        let mut child = sh("trap 'echo got term; exit 0' TERM; echo started; while true; do sleep 0.05; done");
         crate::eventually_blocking(Duration::from_secs(10), Duration::from_millis(10), || {
             child.log_tail(5).contains("started")
         })
         .unwrap();
-        assert!(matches!(
-            child.wait_exit(Duration::from_millis(50)),
-            Err(TestkitError::Timeout { .. })
-        ));
+        assert!(matches!(child.wait_exit(Duration::from_millis(50)), Err(TestkitError::Timeout { .. })));
         child.terminate().unwrap();
         let status = child.wait_exit(Duration::from_secs(10)).unwrap();
         assert_eq!(status.code(), Some(0), "{}", child.log_tail(5));
@@ -244,10 +208,7 @@ mod tests {
     fn missing_binary_says_how_to_build_it() {
         let err = binary_path("no-such-mixmon-binary").unwrap_err();
         let message = err.to_string();
-        assert!(
-            message.contains("cargo build --workspace --bins"),
-            "{message}"
-        );
+        assert!(message.contains("cargo build --workspace --bins"), "{message}");
         assert!(message.contains("no-such-mixmon-binary"), "{message}");
     }
 }

@@ -23,10 +23,7 @@ pub struct RedisServerBuilder {
 
 impl Default for RedisServerBuilder {
     fn default() -> Self {
-        Self {
-            append_only: false,
-            program: PathBuf::from("redis-server"),
-        }
+        Self { append_only: false, program: PathBuf::from("redis-server") }
     }
 }
 
@@ -157,9 +154,7 @@ impl RedisServer {
             .append(true)
             .open(dir.join(STDIO_FILE))
             .map_err(|e| TestkitError::io("creating redis stdio log", e))?;
-        let stdio_err = stdio
-            .try_clone()
-            .map_err(|e| TestkitError::io("creating redis stdio log", e))?;
+        let stdio_err = stdio.try_clone().map_err(|e| TestkitError::io("creating redis stdio log", e))?;
         let mut command = Command::new(&self.program);
         command
             .arg("--port")
@@ -173,16 +168,12 @@ impl RedisServer {
         } else {
             command.args(["--appendonly", "no", "--save", ""]);
         }
-        let child = command
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(stdio)
-            .stderr(stdio_err)
-            .spawn()
-            .map_err(|e| match e.kind() {
+        let child = command.current_dir(dir).stdin(Stdio::null()).stdout(stdio).stderr(stdio_err).spawn().map_err(
+            |e| match e.kind() {
                 std::io::ErrorKind::NotFound => TestkitError::RedisNotFound,
                 _ => TestkitError::io("spawning redis-server", e),
-            })?;
+            },
+        )?;
         self.child = Some(child);
         let deadline = Instant::now() + START_DEADLINE;
         loop {
@@ -192,10 +183,7 @@ impl RedisServer {
             if !self.is_running() {
                 self.kill();
                 return Err(TestkitError::RedisStart {
-                    reason: format!(
-                        "redis-server exited before answering PING on port {}",
-                        self.port
-                    ),
+                    reason: format!("redis-server exited before answering PING on port {}", self.port),
                     log: self.log_tail(20),
                 });
             }
@@ -218,12 +206,9 @@ impl Drop for RedisServer {
 }
 
 fn free_port() -> Result<u16, TestkitError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| TestkitError::io("finding a free port", e))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| TestkitError::io("finding a free port", e))
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| TestkitError::io("finding a free port", e))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| TestkitError::io("finding a free port", e))
 }
 
 /// Raw `PING` over TCP: true only on `+PONG` (a loading server answers `-LOADING`).
@@ -254,9 +239,7 @@ mod tests {
     /// One RESP command over a fresh connection; enough to check data without a client crate.
     fn command(addr: SocketAddr, args: &[&str]) -> String {
         let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {
             request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
@@ -310,19 +293,12 @@ mod tests {
         assert_eq!(command(redis.addr(), &["SET", "lost", "yes"]), "+OK\r\n");
         redis.restart().unwrap();
         assert_eq!(command(redis.addr(), &["GET", "lost"]), "$-1\r\n");
-        assert!(
-            redis.log_tail(50).contains("Ready to accept connections"),
-            "{}",
-            redis.log_tail(50)
-        );
+        assert!(redis.log_tail(50).contains("Ready to accept connections"), "{}", redis.log_tail(50));
     }
 
     #[test]
     fn a_missing_binary_says_how_to_get_it() {
-        let err = RedisServer::builder()
-            .program("/nonexistent/redis-server")
-            .start()
-            .unwrap_err();
+        let err = RedisServer::builder().program("/nonexistent/redis-server").start().unwrap_err();
         assert!(matches!(err, TestkitError::RedisNotFound));
         assert!(err.to_string().contains("run scripts/test.sh"), "{err}");
     }

@@ -10,11 +10,7 @@ use crate::{TestkitError, TimedOut};
 /// Polls `f` every `poll` until it returns true; gives up after `deadline`. `f` is always
 /// called at least once, and once more at the deadline, so a slow poll interval never hides a
 /// condition that became true just in time.
-pub async fn eventually<F, Fut>(
-    deadline: Duration,
-    poll: Duration,
-    mut f: F,
-) -> Result<(), TimedOut>
+pub async fn eventually<F, Fut>(deadline: Duration, poll: Duration, mut f: F) -> Result<(), TimedOut>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -33,11 +29,7 @@ where
 }
 
 /// The blocking twin of [`eventually`], for sync tests and `Drop`-free helpers.
-pub fn eventually_blocking(
-    deadline: Duration,
-    poll: Duration,
-    mut f: impl FnMut() -> bool,
-) -> Result<(), TimedOut> {
+pub fn eventually_blocking(deadline: Duration, poll: Duration, mut f: impl FnMut() -> bool) -> Result<(), TimedOut> {
     let end = Instant::now() + deadline;
     loop {
         if f() {
@@ -61,10 +53,7 @@ fn try_read_json(path: &Path) -> Option<serde_json::Value> {
 
 /// Waits until `path` exists and holds a complete JSON document (services write their bound
 /// addresses there once listening), and returns it.
-pub async fn read_ready_file(
-    path: &Path,
-    deadline: Duration,
-) -> Result<serde_json::Value, TestkitError> {
+pub async fn read_ready_file(path: &Path, deadline: Duration) -> Result<serde_json::Value, TestkitError> {
     let mut found = None;
     let waited = eventually(deadline, READY_POLL, || {
         found = try_read_json(path);
@@ -73,18 +62,12 @@ pub async fn read_ready_file(
     .await;
     match (waited, found) {
         (Ok(()), Some(value)) => Ok(value),
-        _ => Err(TestkitError::Timeout {
-            what: format!("ready file {} to appear", path.display()),
-            after: deadline,
-        }),
+        _ => Err(TestkitError::Timeout { what: format!("ready file {} to appear", path.display()), after: deadline }),
     }
 }
 
 /// The blocking twin of [`read_ready_file`].
-pub fn read_ready_file_blocking(
-    path: &Path,
-    deadline: Duration,
-) -> Result<serde_json::Value, TestkitError> {
+pub fn read_ready_file_blocking(path: &Path, deadline: Duration) -> Result<serde_json::Value, TestkitError> {
     let mut found = None;
     let waited = eventually_blocking(deadline, READY_POLL, || {
         found = try_read_json(path);
@@ -92,10 +75,7 @@ pub fn read_ready_file_blocking(
     });
     match (waited, found) {
         (Ok(()), Some(value)) => Ok(value),
-        _ => Err(TestkitError::Timeout {
-            what: format!("ready file {} to appear", path.display()),
-            after: deadline,
-        }),
+        _ => Err(TestkitError::Timeout { what: format!("ready file {} to appear", path.display()), after: deadline }),
     }
 }
 
@@ -120,18 +100,8 @@ mod tests {
     #[tokio::test]
     async fn eventually_times_out_with_the_deadline() {
         let started = Instant::now();
-        let result = eventually(
-            Duration::from_millis(50),
-            Duration::from_millis(10),
-            || async { false },
-        )
-        .await;
-        assert_eq!(
-            result,
-            Err(TimedOut {
-                after: Duration::from_millis(50)
-            })
-        );
+        let result = eventually(Duration::from_millis(50), Duration::from_millis(10), || async { false }).await;
+        assert_eq!(result, Err(TimedOut { after: Duration::from_millis(50) }));
         assert!(started.elapsed() >= Duration::from_millis(50));
         assert!(started.elapsed() < Duration::from_secs(5));
     }
@@ -139,20 +109,13 @@ mod tests {
     #[test]
     fn blocking_twin_behaves_the_same() {
         let mut n = 0;
-        assert!(
-            eventually_blocking(Duration::from_secs(5), Duration::from_millis(1), || {
-                n += 1;
-                n == 4
-            })
-            .is_ok()
-        );
+        assert!(eventually_blocking(Duration::from_secs(5), Duration::from_millis(1), || {
+            n += 1;
+            n == 4
+        })
+        .is_ok());
         assert_eq!(n, 4);
-        assert!(
-            eventually_blocking(Duration::from_millis(20), Duration::from_millis(5), || {
-                false
-            })
-            .is_err()
-        );
+        assert!(eventually_blocking(Duration::from_millis(20), Duration::from_millis(5), || { false }).is_err());
     }
 
     #[tokio::test]
@@ -162,17 +125,11 @@ mod tests {
         let writer_path = path.clone();
         let writer = tokio::spawn(async move {
             // A partial write first: the reader must not accept it.
-            tokio::fs::write(&writer_path, b"{\"grpc\": \"127.0")
-                .await
-                .unwrap();
+            tokio::fs::write(&writer_path, b"{\"grpc\": \"127.0").await.unwrap();
             tokio::time::sleep(Duration::from_millis(30)).await;
-            tokio::fs::write(&writer_path, b"{\"grpc\": \"127.0.0.1:4000\"}")
-                .await
-                .unwrap();
+            tokio::fs::write(&writer_path, b"{\"grpc\": \"127.0.0.1:4000\"}").await.unwrap();
         });
-        let value = read_ready_file(&path, Duration::from_secs(10))
-            .await
-            .unwrap();
+        let value = read_ready_file(&path, Duration::from_secs(10)).await.unwrap();
         assert_eq!(value["grpc"], "127.0.0.1:4000");
         writer.await.unwrap();
     }

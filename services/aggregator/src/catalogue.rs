@@ -39,7 +39,9 @@ impl Catalogue {
         if let Some(raw) = health_check_interval {
             match raw.trim().parse::<u32>() {
                 Ok(seconds) if seconds > 0 => default_interval_s = seconds,
-                _ => problems.push(format!("{HEALTH_CHECK_INTERVAL}={raw:?} must be a whole number of seconds above 0")),
+                _ => {
+                    problems.push(format!("{HEALTH_CHECK_INTERVAL}={raw:?} must be a whole number of seconds above 0"))
+                }
             }
         }
         let mut checks = BTreeMap::new();
@@ -163,7 +165,8 @@ mod tests {
         let err = Catalogue::from_config(&config(text), Some("soon")).unwrap_err();
         assert_eq!(err.problems.len(), 5, "{err}");
         let text = err.to_string();
-        for needle in ["HEALTH_CHECK_INTERVAL", "checks[0].id", "checks[1]", "duplicate check id a", "expected_status"] {
+        for needle in ["HEALTH_CHECK_INTERVAL", "checks[0].id", "checks[1]", "duplicate check id a", "expected_status"]
+        {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
     }

@@ -123,7 +123,10 @@ impl ControlPlane for ControlPlaneService {
 
     type ReportStream = ReceiverStream<Result<pb::ReportAck, Status>>;
 
-    async fn report(&self, request: Request<Streaming<pb::ReportRequest>>) -> Result<Response<Self::ReportStream>, Status> {
+    async fn report(
+        &self,
+        request: Request<Streaming<pb::ReportRequest>>,
+    ) -> Result<Response<Self::ReportStream>, Status> {
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
         let state = self.state.clone();

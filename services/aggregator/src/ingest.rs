@@ -26,8 +26,12 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 4] =
-        [RejectReason::Malformed, RejectReason::UnknownCheck, RejectReason::FutureTimestamp, RejectReason::StaleTimestamp];
+    pub const ALL: [RejectReason; 4] = [
+        RejectReason::Malformed,
+        RejectReason::UnknownCheck,
+        RejectReason::FutureTimestamp,
+        RejectReason::StaleTimestamp,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -84,8 +88,10 @@ pub fn sort_batch(region: &Region, catalogue: &Catalogue, results: Vec<pb::Probe
             counts[reason as usize] += 1;
         }
     }
-    sorted.rejected =
-        RejectReason::ALL.into_iter().filter_map(|r| (counts[r as usize] > 0).then_some((r, counts[r as usize]))).collect();
+    sorted.rejected = RejectReason::ALL
+        .into_iter()
+        .filter_map(|r| (counts[r as usize] > 0).then_some((r, counts[r as usize])))
+        .collect();
     sorted
 }
 
@@ -99,7 +105,11 @@ mod tests {
             id: CheckId::new("api").unwrap(),
             interval_ms: 1_000,
             timeout_ms: 1_000,
-            kind: CheckKind::Http(HttpCheck { url: "http://h".into(), method: "GET".into(), expected_status: vec![200] }),
+            kind: CheckKind::Http(HttpCheck {
+                url: "http://h".into(),
+                method: "GET".into(),
+                expected_status: vec![200],
+            }),
         }])
     }
 

@@ -28,8 +28,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     mixmon_telemetry::init("info");
     let args = Args::parse();
-    let config: AggregatorConfig =
-        mixmon_config::load(args.config.as_deref(), mixmon_config::process_env()).context("loading the configuration")?;
+    let config: AggregatorConfig = mixmon_config::load(args.config.as_deref(), mixmon_config::process_env())
+        .context("loading the configuration")?;
     let interval = std::env::var(HEALTH_CHECK_INTERVAL).ok();
     let catalogue = Catalogue::from_config(&config, interval.as_deref())?;
     let token = config.auth.resolve().map_err(anyhow::Error::msg)?;

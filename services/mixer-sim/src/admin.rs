@@ -24,16 +24,8 @@ struct AdminState {
     token: Option<Arc<str>>,
 }
 
-pub(crate) fn router(
-    fleet: Arc<Fleet>,
-    addresses: Arc<SimAddresses>,
-    token: Option<String>,
-) -> Router {
-    let state = AdminState {
-        fleet,
-        addresses,
-        token: token.map(Arc::from),
-    };
+pub(crate) fn router(fleet: Arc<Fleet>, addresses: Arc<SimAddresses>, token: Option<String>) -> Router {
+    let state = AdminState { fleet, addresses, token: token.map(Arc::from) };
     Router::new()
         .route("/pods", get(pods))
         .route("/endpoints", get(endpoints))
@@ -73,11 +65,7 @@ async fn authorize(State(state): State<AdminState>, request: Request, next: Next
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "));
         if !presented.is_some_and(|p| same_secret(p.as_bytes(), token.as_bytes())) {
-            return ApiError(
-                StatusCode::FORBIDDEN,
-                "a valid admin bearer token is required".into(),
-            )
-            .into_response();
+            return ApiError(StatusCode::FORBIDDEN, "a valid admin bearer token is required".into()).into_response();
         }
     }
     next.run(request).await
@@ -85,12 +73,7 @@ async fn authorize(State(state): State<AdminState>, request: Request, next: Next
 
 /// Compares without stopping at the first difference, so timing does not reveal a prefix.
 fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
-    presented.len() == expected.len()
-        && presented
-            .iter()
-            .zip(expected)
-            .fold(0_u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
+    presented.len() == expected.len() && presented.iter().zip(expected).fold(0_u8, |diff, (a, b)| diff | (a ^ b)) == 0
 }
 
 async fn pods(State(state): State<AdminState>) -> Response {
@@ -130,10 +113,7 @@ async fn set_region_fault(
     Ok(Json(json!({"pods": pods, "fault": fault})).into_response())
 }
 
-async fn restart_pod(
-    State(state): State<AdminState>,
-    Path(pod): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn restart_pod(State(state): State<AdminState>, Path(pod): Path<String>) -> Result<StatusCode, ApiError> {
     state.fleet.restart_pod(&pod)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -141,12 +121,8 @@ async fn restart_pod(
 /// Parses the body ourselves (not `Json<Fault>`) so that every malformed body, whatever its
 /// content type, is a 400 with the same `{"message"}` shape.
 fn parse_fault(body: &[u8]) -> Result<Fault, ApiError> {
-    serde_json::from_slice(body).map_err(|error| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("invalid fault body: {error}"),
-        )
-    })
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError(StatusCode::BAD_REQUEST, format!("invalid fault body: {error}")))
 }
 
 #[cfg(test)]

@@ -63,14 +63,10 @@ impl SimConfig {
                 )));
             }
             if GLOBAL_FRONTS.contains(&region.as_str()) {
-                return Err(SimError::Config(format!(
-                    "region name `{region}` is reserved for a global front"
-                )));
+                return Err(SimError::Config(format!("region name `{region}` is reserved for a global front")));
             }
             if !seen.insert(region.as_str()) {
-                return Err(SimError::Config(format!(
-                    "region `{region}` is listed twice"
-                )));
+                return Err(SimError::Config(format!("region `{region}` is listed twice")));
             }
             if *pods == 0 || *pods > MAX_PODS_PER_REGION {
                 return Err(SimError::Config(format!(
@@ -94,10 +90,7 @@ impl SimConfig {
 /// True for names made only of ASCII letters, digits, '-', '_' and '.' (and not empty), so a
 /// name is always safe in a URL path, a Prometheus label and a pod name.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Parses `us-west=8,us-east=8` into regions with pod counts; names are checked by
@@ -107,12 +100,13 @@ pub fn parse_regions(spec: &str) -> Result<Vec<(String, usize)>, SimError> {
         .map(str::trim)
         .filter(|part| !part.is_empty())
         .map(|part| {
-            let (name, count) = part.split_once('=').ok_or_else(|| {
-                SimError::Config(format!("`{part}` is not REGION=PODS (e.g. us-west=8)"))
-            })?;
-            let count = count.trim().parse::<usize>().map_err(|_| {
-                SimError::Config(format!("`{count}` in `{part}` is not a pod count"))
-            })?;
+            let (name, count) = part
+                .split_once('=')
+                .ok_or_else(|| SimError::Config(format!("`{part}` is not REGION=PODS (e.g. us-west=8)")))?;
+            let count = count
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| SimError::Config(format!("`{count}` in `{part}` is not a pod count")))?;
             Ok((name.trim().to_owned(), count))
         })
         .collect()
@@ -123,19 +117,13 @@ mod tests {
     use super::*;
 
     fn config(regions: &[(&str, usize)]) -> SimConfig {
-        SimConfig {
-            regions: regions.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect(),
-            ..SimConfig::default()
-        }
+        SimConfig { regions: regions.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect(), ..SimConfig::default() }
     }
 
     #[test]
     fn parses_region_lists() {
         let parsed = parse_regions("us-west=8, eu-west=7,").expect("valid list");
-        assert_eq!(
-            parsed,
-            vec![("us-west".to_owned(), 8), ("eu-west".to_owned(), 7)]
-        );
+        assert_eq!(parsed, vec![("us-west".to_owned(), 8), ("eu-west".to_owned(), 7)]);
         assert!(parse_regions("us-west").is_err());
         assert!(parse_regions("us-west=x").is_err());
         assert!(parse_regions("us-west=-1").is_err());
@@ -155,23 +143,13 @@ mod tests {
             config(&[("ap", 0)]),
             config(&[("ap", 100_000)]),
         ] {
-            assert!(
-                bad.validate().is_err(),
-                "{:?} should be refused",
-                bad.regions
-            );
+            assert!(bad.validate().is_err(), "{:?} should be refused", bad.regions);
         }
         for rps in [f64::NAN, -1.0, f64::INFINITY, 1e9] {
-            let bad = SimConfig {
-                requests_per_second_per_pod: rps,
-                ..SimConfig::default()
-            };
+            let bad = SimConfig { requests_per_second_per_pod: rps, ..SimConfig::default() };
             assert!(bad.validate().is_err(), "rps {rps} should be refused");
         }
-        let empty_token = SimConfig {
-            admin_token: Some(String::new()),
-            ..SimConfig::default()
-        };
+        let empty_token = SimConfig { admin_token: Some(String::new()), ..SimConfig::default() };
         assert!(empty_token.validate().is_err());
     }
 }

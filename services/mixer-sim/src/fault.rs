@@ -120,81 +120,30 @@ mod tests {
     use super::*;
 
     fn schedule(period_s: u64, down_s: u64) -> Fault {
-        Fault {
-            down_schedule: Some(DownSchedule { period_s, down_s }),
-            ..Fault::default()
-        }
+        Fault { down_schedule: Some(DownSchedule { period_s, down_s }), ..Fault::default() }
     }
 
     #[test]
     fn validation_table() {
         let cases: Vec<(Fault, Option<FaultError>)> = vec![
             (Fault::default(), None),
-            (
-                Fault {
-                    error_share: 1.0,
-                    ..Fault::default()
-                },
-                None,
-            ),
-            (
-                Fault {
-                    error_share: 1.5,
-                    ..Fault::default()
-                },
-                Some(FaultError::ErrorShare(1.5)),
-            ),
-            (
-                Fault {
-                    error_share: -0.1,
-                    ..Fault::default()
-                },
-                Some(FaultError::ErrorShare(-0.1)),
-            ),
-            (
-                Fault {
-                    latency_ms: 4_000_000,
-                    ..Fault::default()
-                },
-                Some(FaultError::Latency(4_000_000)),
-            ),
-            (
-                Fault {
-                    peak_db: Some(-1.0),
-                    ..Fault::default()
-                },
-                None,
-            ),
-            (
-                Fault {
-                    peak_db: Some(90.0),
-                    ..Fault::default()
-                },
-                Some(FaultError::PeakDb(90.0)),
-            ),
+            (Fault { error_share: 1.0, ..Fault::default() }, None),
+            (Fault { error_share: 1.5, ..Fault::default() }, Some(FaultError::ErrorShare(1.5))),
+            (Fault { error_share: -0.1, ..Fault::default() }, Some(FaultError::ErrorShare(-0.1))),
+            (Fault { latency_ms: 4_000_000, ..Fault::default() }, Some(FaultError::Latency(4_000_000))),
+            (Fault { peak_db: Some(-1.0), ..Fault::default() }, None),
+            (Fault { peak_db: Some(90.0), ..Fault::default() }, Some(FaultError::PeakDb(90.0))),
             (schedule(60, 15), None),
             (schedule(60, 60), None),
             (schedule(0, 0), Some(FaultError::ZeroPeriod)),
-            (
-                schedule(60, 61),
-                Some(FaultError::DownLongerThanPeriod {
-                    down_s: 61,
-                    period_s: 60,
-                }),
-            ),
+            (schedule(60, 61), Some(FaultError::DownLongerThanPeriod { down_s: 61, period_s: 60 })),
         ];
         for (fault, expected) in cases {
             assert_eq!(fault.validate().err(), expected, "{fault:?}");
         }
-        let nan = Fault {
-            error_share: f64::NAN,
-            ..Fault::default()
-        };
+        let nan = Fault { error_share: f64::NAN, ..Fault::default() };
         assert!(matches!(nan.validate(), Err(FaultError::ErrorShare(_))));
-        let nan_peak = Fault {
-            peak_db: Some(f64::NAN),
-            ..Fault::default()
-        };
+        let nan_peak = Fault { peak_db: Some(f64::NAN), ..Fault::default() };
         assert!(matches!(nan_peak.validate(), Err(FaultError::PeakDb(_))));
     }
 
@@ -207,26 +156,16 @@ mod tests {
         assert!(!fault.is_down_at(minute + 15_000));
         assert!(!fault.is_down_at(minute + 59_999));
         assert!(fault.is_down_at(minute + 60_000));
-        let down_share = (0..60_000)
-            .filter(|ms| fault.is_down_at(minute + ms))
-            .count();
+        let down_share = (0..60_000).filter(|ms| fault.is_down_at(minute + ms)).count();
         assert_eq!(down_share, 15_000);
         assert!(!schedule(60, 0).is_down_at(minute));
-        assert!(Fault {
-            down: true,
-            ..Fault::default()
-        }
-        .is_down_at(minute + 30_000));
+        assert!(Fault { down: true, ..Fault::default() }.is_down_at(minute + 30_000));
     }
 
     #[test]
     fn accumulator_is_exact() {
         for (share, per_100) in [(0.0, 0), (0.25, 25), (0.1, 10), (0.333, 33), (1.0, 100)] {
-            let ppm = Fault {
-                error_share: share,
-                ..Fault::default()
-            }
-            .error_share_ppm();
+            let ppm = Fault { error_share: share, ..Fault::default() }.error_share_ppm();
             let mut acc = ShareAccumulator::default();
             let hits = (0..100).filter(|_| acc.next(ppm)).count();
             assert_eq!(hits, per_100, "share {share}");
@@ -236,13 +175,7 @@ mod tests {
     #[test]
     fn json_fields_are_optional_and_unknown_ones_refused() {
         let fault: Fault = serde_json::from_str(r#"{"latency_ms": 50}"#).expect("valid fault");
-        assert_eq!(
-            fault,
-            Fault {
-                latency_ms: 50,
-                ..Fault::default()
-            }
-        );
+        assert_eq!(fault, Fault { latency_ms: 50, ..Fault::default() });
         assert!(serde_json::from_str::<Fault>(r#"{"latency": 50}"#).is_err());
         assert!(serde_json::from_str::<Fault>(r#"{"down_schedule": {"period_s": 60}}"#).is_err());
     }

@@ -38,21 +38,11 @@ impl Fleet {
         let mut pods = Vec::new();
         for (region, count) in &config.regions {
             for i in 0..*count {
-                let seed = config
-                    .seed
-                    .wrapping_mul(1_000_003)
-                    .wrapping_add(pods.len() as u64);
-                pods.push(Arc::new(Pod::new(
-                    format!("mixer-{region}-{i}"),
-                    region.clone(),
-                    seed,
-                )));
+                let seed = config.seed.wrapping_mul(1_000_003).wrapping_add(pods.len() as u64);
+                pods.push(Arc::new(Pod::new(format!("mixer-{region}-{i}"), region.clone(), seed)));
             }
         }
-        Self {
-            pods,
-            rps_per_pod: config.requests_per_second_per_pod,
-        }
+        Self { pods, rps_per_pod: config.requests_per_second_per_pod }
     }
 
     pub(crate) fn pods(&self) -> &[Arc<Pod>] {
@@ -62,32 +52,15 @@ impl Fleet {
     /// One front per region (its pods), then `edge` and `api` (every pod).
     pub(crate) fn fronts(&self, regions: &[(String, usize)]) -> Vec<Front> {
         let regional = regions.iter().map(|(region, _)| {
-            let pool = self
-                .pods
-                .iter()
-                .filter(|p| &p.region == region)
-                .cloned()
-                .collect();
+            let pool = self.pods.iter().filter(|p| &p.region == region).cloned().collect();
             (region.clone(), pool)
         });
-        let global = GLOBAL_FRONTS
-            .iter()
-            .map(|name| ((*name).to_owned(), self.pods.clone()));
-        regional
-            .chain(global)
-            .map(|(name, pods)| Front {
-                name,
-                pods,
-                next: AtomicUsize::new(0),
-            })
-            .collect()
+        let global = GLOBAL_FRONTS.iter().map(|name| ((*name).to_owned(), self.pods.clone()));
+        regional.chain(global).map(|(name, pods)| Front { name, pods, next: AtomicUsize::new(0) }).collect()
     }
 
     fn pod(&self, name: &str) -> Result<&Arc<Pod>, SimError> {
-        self.pods
-            .iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| SimError::UnknownPod(name.to_owned()))
+        self.pods.iter().find(|p| p.name == name).ok_or_else(|| SimError::UnknownPod(name.to_owned()))
     }
 
     /// Sets one pod's fault; returns the pod names it applied to.
@@ -100,11 +73,7 @@ impl Fleet {
     }
 
     /// Sets the fault on every pod of the region (replacing their own faults).
-    pub(crate) fn set_region_fault(
-        &self,
-        region: &str,
-        fault: Fault,
-    ) -> Result<Vec<String>, SimError> {
+    pub(crate) fn set_region_fault(&self, region: &str, fault: Fault) -> Result<Vec<String>, SimError> {
         fault.validate()?;
         let pods: Vec<&Arc<Pod>> = self.pods.iter().filter(|p| p.region == region).collect();
         if pods.is_empty() {
@@ -133,11 +102,7 @@ impl Fleet {
 
     /// Current faults of the pods that have one.
     pub(crate) fn faults(&self) -> BTreeMap<String, Fault> {
-        self.pods
-            .iter()
-            .map(|p| (p.name.clone(), p.fault()))
-            .filter(|(_, fault)| *fault != Fault::default())
-            .collect()
+        self.pods.iter().map(|p| (p.name.clone(), p.fault())).filter(|(_, fault)| *fault != Fault::default()).collect()
     }
 
     pub(crate) fn tick(&self, dt_s: f64) {
@@ -152,10 +117,7 @@ mod tests {
     use super::*;
 
     fn fleet() -> (Fleet, SimConfig) {
-        let config = SimConfig {
-            regions: vec![("a".into(), 2), ("b".into(), 3)],
-            ..SimConfig::default()
-        };
+        let config = SimConfig { regions: vec![("a".into(), 2), ("b".into(), 3)], ..SimConfig::default() };
         (Fleet::new(&config), config)
     }
 
@@ -163,59 +125,24 @@ mod tests {
     fn names_and_fronts() {
         let (fleet, config) = fleet();
         let names: Vec<&str> = fleet.pods().iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "mixer-a-0",
-                "mixer-a-1",
-                "mixer-b-0",
-                "mixer-b-1",
-                "mixer-b-2"
-            ]
-        );
+        assert_eq!(names, ["mixer-a-0", "mixer-a-1", "mixer-b-0", "mixer-b-1", "mixer-b-2"]);
         let fronts = fleet.fronts(&config.regions);
-        let sizes: Vec<(&str, usize)> = fronts
-            .iter()
-            .map(|f| (f.name.as_str(), f.pods.len()))
-            .collect();
+        let sizes: Vec<(&str, usize)> = fronts.iter().map(|f| (f.name.as_str(), f.pods.len())).collect();
         assert_eq!(sizes, [("a", 2), ("b", 3), ("edge", 5), ("api", 5)]);
         let b = &fronts[1];
-        let turns: Vec<String> = (0..4)
-            .filter_map(|_| b.next_pod().map(|p| p.name.clone()))
-            .collect();
+        let turns: Vec<String> = (0..4).filter_map(|_| b.next_pod().map(|p| p.name.clone())).collect();
         assert_eq!(turns, ["mixer-b-0", "mixer-b-1", "mixer-b-2", "mixer-b-0"]);
     }
 
     #[test]
     fn faults_by_pod_and_region() {
         let (fleet, _) = fleet();
-        let down = Fault {
-            down: true,
-            ..Fault::default()
-        };
-        assert!(matches!(
-            fleet.set_pod_fault("nope", down.clone()),
-            Err(SimError::UnknownPod(_))
-        ));
-        assert!(matches!(
-            fleet.set_region_fault("c", down.clone()),
-            Err(SimError::UnknownRegion(_))
-        ));
-        let bad = Fault {
-            error_share: 2.0,
-            ..Fault::default()
-        };
-        assert!(matches!(
-            fleet.set_pod_fault("mixer-a-0", bad),
-            Err(SimError::InvalidFault(_))
-        ));
-        assert_eq!(
-            fleet
-                .set_region_fault("b", down.clone())
-                .map(|p| p.len())
-                .ok(),
-            Some(3)
-        );
+        let down = Fault { down: true, ..Fault::default() };
+        assert!(matches!(fleet.set_pod_fault("nope", down.clone()), Err(SimError::UnknownPod(_))));
+        assert!(matches!(fleet.set_region_fault("c", down.clone()), Err(SimError::UnknownRegion(_))));
+        let bad = Fault { error_share: 2.0, ..Fault::default() };
+        assert!(matches!(fleet.set_pod_fault("mixer-a-0", bad), Err(SimError::InvalidFault(_))));
+        assert_eq!(fleet.set_region_fault("b", down.clone()).map(|p| p.len()).ok(), Some(3));
         fleet.set_pod_fault("mixer-a-1", down).ok();
         let faulty: Vec<String> = fleet.faults().into_keys().collect();
         assert_eq!(faulty, ["mixer-a-1", "mixer-b-0", "mixer-b-1", "mixer-b-2"]);

@@ -80,11 +80,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
             .iter()
             .filter_map(|(l, p)| {
                 let addr = l.local_addr().ok()?;
-                Some(PodAddress {
-                    name: p.name.clone(),
-                    region: p.region.clone(),
-                    addr,
-                })
+                Some(PodAddress { name: p.name.clone(), region: p.region.clone(), addr })
             })
             .collect(),
     };
@@ -92,34 +88,17 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     let (stop, shutdown) = Shutdown::new();
     let mut tasks = JoinSet::new();
     for (listener, pod) in pods {
-        tasks.spawn(serve(
-            listener,
-            pod_router(pod, shutdown.clone()),
-            shutdown.clone(),
-        ));
+        tasks.spawn(serve(listener, pod_router(pod, shutdown.clone()), shutdown.clone()));
     }
     for (listener, front) in front_listeners {
-        tasks.spawn(serve(
-            listener,
-            front_router(front, shutdown.clone()),
-            shutdown.clone(),
-        ));
+        tasks.spawn(serve(listener, front_router(front, shutdown.clone()), shutdown.clone()));
     }
-    let admin = admin::router(
-        Arc::clone(&fleet),
-        Arc::new(addresses.clone()),
-        config.admin_token,
-    );
+    let admin = admin::router(Arc::clone(&fleet), Arc::new(addresses.clone()), config.admin_token);
     tasks.spawn(serve(admin_listener, admin, shutdown.clone()));
     tasks.spawn(ticker::run(Arc::clone(&fleet), shutdown));
     tracing::info!(pods = addresses.pods.len(), admin = %addresses.admin, "mixer simulator started");
 
-    Ok(SimHandle {
-        addresses,
-        fleet,
-        stop,
-        tasks,
-    })
+    Ok(SimHandle { addresses, fleet, stop, tasks })
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), SimError> {
@@ -131,10 +110,7 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), SimError> {
 
 async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) {
     let addr = listener.local_addr().ok();
-    if let Err(error) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.wait())
-        .await
-    {
+    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown.wait()).await {
         tracing::warn!(?addr, %error, "listener stopped with an error");
     }
 }
@@ -171,10 +147,8 @@ impl SimHandle {
     /// Stops the ticker and every listener; open connections get a grace period.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while self.tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(SHUTDOWN_GRACE, async { while self.tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::warn!("connections still open after the grace period; aborting them");
             self.tasks.shutdown().await;

@@ -37,9 +37,7 @@ pub(crate) fn pod_router(pod: Arc<Pod>, shutdown: Shutdown) -> Router {
 }
 
 pub(crate) fn front_router(front: Arc<Front>, shutdown: Shutdown) -> Router {
-    Router::new()
-        .route("/health", get(front_health))
-        .with_state(FrontState { front, shutdown })
+    Router::new().route("/health", get(front_health)).with_state(FrontState { front, shutdown })
 }
 
 async fn pod_health(State(state): State<PodState>) -> Response {
@@ -55,11 +53,7 @@ async fn pod_metrics(State(state): State<PodState>) -> Response {
 
 async fn front_health(State(state): State<FrontState>) -> Response {
     let Some(pod) = state.front.next_pod() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no pods behind this front\n",
-        )
-            .into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, "no pods behind this front\n").into_response();
     };
     let mut response = answer_health(pod, state.shutdown).await;
     // Pod names are validated to header-safe characters; the fallback is never expected.
@@ -72,8 +66,7 @@ async fn front_health(State(state): State<FrontState>) -> Response {
 /// Answers as the pod would under its current fault. Waits (hang, latency) end early at
 /// shutdown so that stopping the simulator never waits on a deliberately stuck request.
 async fn answer_health(pod: &Pod, shutdown: Shutdown) -> Response {
-    let body =
-        |status: &str| Json(json!({"status": status, "pod": pod.name, "region": pod.region}));
+    let body = |status: &str| Json(json!({"status": status, "pod": pod.name, "region": pod.region}));
     match pod.health_verdict() {
         HealthVerdict::Down => (StatusCode::SERVICE_UNAVAILABLE, body("down")).into_response(),
         HealthVerdict::Hang => {

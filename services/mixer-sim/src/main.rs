@@ -39,9 +39,7 @@ struct Args {
 struct Regions(Vec<(String, usize)>);
 
 fn regions_flag(spec: &str) -> Result<Regions, String> {
-    parse_regions(spec)
-        .map(Regions)
-        .map_err(|error| error.to_string())
+    parse_regions(spec).map(Regions).map_err(|error| error.to_string())
 }
 
 #[tokio::main]
@@ -56,9 +54,7 @@ async fn main() -> anyhow::Result<()> {
         seed: args.seed,
         admin_token: args.admin_token,
     };
-    let sim = mixmon_mixer_sim::start(config)
-        .await
-        .context("starting the simulator")?;
+    let sim = mixmon_mixer_sim::start(config).await.context("starting the simulator")?;
     let json = serde_json::to_string_pretty(sim.addresses()).context("encoding the addresses")?;
     println!("{json}");
     if let Some(path) = &args.addr_file {

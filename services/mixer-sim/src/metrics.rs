@@ -25,15 +25,7 @@ pub(crate) const BUCKETS: [(f64, &str); 11] = [
 ];
 
 /// Genres in exposition order.
-pub(crate) const GENRES: [&str; 7] = [
-    "electronic",
-    "hip_hop",
-    "rock",
-    "pop",
-    "jazz",
-    "classical",
-    "ambient",
-];
+pub(crate) const GENRES: [&str; 7] = ["electronic", "hip_hop", "rock", "pop", "jazz", "classical", "ambient"];
 
 /// A pod's counters and gauges since its (simulated) process started.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,10 +65,7 @@ impl PodMetrics {
         if let Some(count) = self.requests.get_mut(status) {
             *count += 1;
         }
-        let slot = BUCKETS
-            .iter()
-            .position(|(bound, _)| duration_seconds <= *bound)
-            .unwrap_or(BUCKETS.len());
+        let slot = BUCKETS.iter().position(|(bound, _)| duration_seconds <= *bound).unwrap_or(BUCKETS.len());
         self.bucket_counts[slot] += 1;
         self.duration_sum_seconds += duration_seconds;
     }
@@ -86,55 +75,31 @@ impl PodMetrics {
         let mut out = String::with_capacity(4096);
 
         let name = "ai_mixer_requests_total";
-        header(
-            &mut out,
-            name,
-            "counter",
-            "Mix requests handled, by HTTP status.",
-        );
+        header(&mut out, name, "counter", "Mix requests handled, by HTTP status.");
         for (status, count) in STATUSES.iter().zip(self.requests) {
-            out.push_str(&format!(
-                "{name}{{region=\"{region}\",status=\"{status}\"}} {count}\n"
-            ));
+            out.push_str(&format!("{name}{{region=\"{region}\",status=\"{status}\"}} {count}\n"));
         }
 
         let name = "ai_mixer_processing_duration_seconds";
-        header(
-            &mut out,
-            name,
-            "histogram",
-            "Time spent mixing one request.",
-        );
+        header(&mut out, name, "histogram", "Time spent mixing one request.");
         let mut cumulative = 0;
         let bounds = BUCKETS.iter().map(|(_, label)| *label).chain(["+Inf"]);
         for (le, count) in bounds.zip(self.bucket_counts) {
             cumulative += count;
-            out.push_str(&format!(
-                "{name}_bucket{{region=\"{region}\",le=\"{le}\"}} {cumulative}\n"
-            ));
+            out.push_str(&format!("{name}_bucket{{region=\"{region}\",le=\"{le}\"}} {cumulative}\n"));
         }
         let sum = self.duration_sum_seconds;
         out.push_str(&format!("{name}_sum{{region=\"{region}\"}} {sum:.6}\n"));
-        out.push_str(&format!(
-            "{name}_count{{region=\"{region}\"}} {cumulative}\n"
-        ));
+        out.push_str(&format!("{name}_count{{region=\"{region}\"}} {cumulative}\n"));
 
         let gauges = [
-            (
-                "ai_mixer_active_streams",
-                "Audio streams being mixed right now.",
-                self.active_streams.to_string(),
-            ),
+            ("ai_mixer_active_streams", "Audio streams being mixed right now.", self.active_streams.to_string()),
             (
                 "ai_mixer_audio_peak_db",
                 "Peak level of the output over the last second, dBFS.",
                 format!("{:.2}", self.peak_db),
             ),
-            (
-                "ai_mixer_audio_lufs",
-                "Integrated loudness of the output, LUFS.",
-                format!("{:.2}", self.lufs),
-            ),
+            ("ai_mixer_audio_lufs", "Integrated loudness of the output, LUFS.", format!("{:.2}", self.lufs)),
         ];
         for (name, help, value) in gauges {
             header(&mut out, name, "gauge", help);
@@ -144,21 +109,14 @@ impl PodMetrics {
         let name = "ai_mixer_genre_classifications_total";
         header(&mut out, name, "counter", "Tracks classified, by genre.");
         for (genre, count) in GENRES.iter().zip(self.genres) {
-            out.push_str(&format!(
-                "{name}{{region=\"{region}\",genre=\"{genre}\"}} {count}\n"
-            ));
+            out.push_str(&format!("{name}{{region=\"{region}\",genre=\"{genre}\"}} {count}\n"));
         }
 
         let name = "process_resident_memory_bytes";
         header(&mut out, name, "gauge", "Resident memory size in bytes.");
         out.push_str(&format!("{name} {}\n", self.resident_memory_bytes));
         let name = "process_start_time_seconds";
-        header(
-            &mut out,
-            name,
-            "gauge",
-            "Start time of the process since unix epoch in seconds.",
-        );
+        header(&mut out, name, "gauge", "Start time of the process since unix epoch in seconds.");
         out.push_str(&format!("{name} {:.3}\n", self.start_time_seconds));
         out
     }
@@ -176,8 +134,7 @@ mod tests {
 
     /// A sample line without its value: the metric name and every label, values included.
     fn series(line: &str) -> &str {
-        line.rsplit_once(' ')
-            .map_or(line, |(series, _value)| series)
+        line.rsplit_once(' ').map_or(line, |(series, _value)| series)
     }
 
     #[test]
@@ -185,18 +142,11 @@ mod tests {
         let mut metrics = PodMetrics::new(1_763_900_000.0);
         metrics.observe_request(0, 0.02);
         let ours = metrics.render("us-west");
-        let comments = |text: &str| -> Vec<String> {
-            text.lines()
-                .filter(|l| l.starts_with('#'))
-                .map(str::to_owned)
-                .collect()
-        };
+        let comments =
+            |text: &str| -> Vec<String> { text.lines().filter(|l| l.starts_with('#')).map(str::to_owned).collect() };
         assert_eq!(comments(&ours), comments(FIXTURE));
         let shapes = |text: &str| -> Vec<String> {
-            text.lines()
-                .filter(|l| !l.starts_with('#'))
-                .map(|l| series(l).to_owned())
-                .collect()
+            text.lines().filter(|l| !l.starts_with('#')).map(|l| series(l).to_owned()).collect()
         };
         assert_eq!(shapes(&ours), shapes(FIXTURE));
         assert!(ours.contains("ai_mixer_requests_total{region=\"us-west\",status=\"200\"} 1\n"));
@@ -210,27 +160,16 @@ mod tests {
         }
         let text = metrics.render("ap");
         let value = |series: &str| -> String {
-            text.lines()
-                .find_map(|l| l.strip_prefix(series).map(|v| v.trim().to_owned()))
-                .unwrap_or_default()
+            text.lines().find_map(|l| l.strip_prefix(series).map(|v| v.trim().to_owned())).unwrap_or_default()
         };
-        let bucket = |le: &str| {
-            value(&format!(
-                "ai_mixer_processing_duration_seconds_bucket{{region=\"ap\",le=\"{le}\"}}"
-            ))
-        };
+        let bucket =
+            |le: &str| value(&format!("ai_mixer_processing_duration_seconds_bucket{{region=\"ap\",le=\"{le}\"}}"));
         assert_eq!(bucket("0.005"), "2");
         assert_eq!(bucket("0.025"), "3");
         assert_eq!(bucket("0.5"), "4");
         assert_eq!(bucket("10"), "5");
         assert_eq!(bucket("+Inf"), "6");
-        assert_eq!(
-            value("ai_mixer_processing_duration_seconds_count{region=\"ap\"}"),
-            "6"
-        );
-        assert_eq!(
-            value("ai_mixer_processing_duration_seconds_sum{region=\"ap\"}"),
-            "37.326000"
-        );
+        assert_eq!(value("ai_mixer_processing_duration_seconds_count{region=\"ap\"}"), "6");
+        assert_eq!(value("ai_mixer_processing_duration_seconds_sum{region=\"ap\"}"), "37.326000");
     }
 }

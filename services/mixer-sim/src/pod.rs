@@ -38,11 +38,7 @@ impl Pod {
             metrics: PodMetrics::new(unix_seconds()),
             traffic: Traffic::new(seed),
         };
-        Self {
-            name,
-            region,
-            state: Mutex::new(state),
-        }
+        Self { name, region, state: Mutex::new(state) }
     }
 
     /// The lock is only held for short, non-async work; a panic while holding it leaves
@@ -77,10 +73,7 @@ impl Pod {
         }
         let share = state.fault.error_share_ppm();
         let error = state.health_errors.next(share);
-        HealthVerdict::Answer {
-            delay: Duration::from_millis(state.fault.latency_ms),
-            error,
-        }
+        HealthVerdict::Answer { delay: Duration::from_millis(state.fault.latency_ms), error }
     }
 
     /// The scrape body, or `None` while the pod is down.
@@ -96,9 +89,7 @@ impl Pod {
     pub(crate) fn tick(&self, rps: f64, dt_s: f64) {
         let state = &mut *self.state();
         let down = state.fault.is_down_at(unix_millis());
-        state
-            .traffic
-            .advance(&mut state.metrics, &state.fault, down, rps, dt_s);
+        state.traffic.advance(&mut state.metrics, &state.fault, down, rps, dt_s);
     }
 
     /// Like a restarted process: counters and histogram from zero, a later start time.
@@ -117,9 +108,7 @@ impl Pod {
 
 fn since_epoch() -> Duration {
     // A clock before 1970 is a broken host; zero keeps the simulator running.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 fn unix_millis() -> u128 {
@@ -137,36 +126,15 @@ mod tests {
     #[test]
     fn verdicts_follow_the_fault() {
         let pod = Pod::new("mixer-ap-0".into(), "ap".into(), 1);
-        let ok = HealthVerdict::Answer {
-            delay: Duration::ZERO,
-            error: false,
-        };
+        let ok = HealthVerdict::Answer { delay: Duration::ZERO, error: false };
         assert_eq!(pod.health_verdict(), ok);
-        pod.set_fault(Fault {
-            hang: true,
-            down: true,
-            ..Fault::default()
-        });
-        assert_eq!(
-            pod.health_verdict(),
-            HealthVerdict::Down,
-            "down wins over hang"
-        );
+        pod.set_fault(Fault { hang: true, down: true, ..Fault::default() });
+        assert_eq!(pod.health_verdict(), HealthVerdict::Down, "down wins over hang");
         assert!(pod.scrape().is_none());
-        pod.set_fault(Fault {
-            hang: true,
-            ..Fault::default()
-        });
+        pod.set_fault(Fault { hang: true, ..Fault::default() });
         assert_eq!(pod.health_verdict(), HealthVerdict::Hang);
-        pod.set_fault(Fault {
-            latency_ms: 50,
-            error_share: 1.0,
-            ..Fault::default()
-        });
-        let slow_error = HealthVerdict::Answer {
-            delay: Duration::from_millis(50),
-            error: true,
-        };
+        pod.set_fault(Fault { latency_ms: 50, error_share: 1.0, ..Fault::default() });
+        let slow_error = HealthVerdict::Answer { delay: Duration::from_millis(50), error: true };
         assert_eq!(pod.health_verdict(), slow_error);
     }
 
@@ -175,14 +143,10 @@ mod tests {
         let pod = Pod::new("mixer-ap-0".into(), "ap".into(), 1);
         pod.tick(40.0, 1.0);
         let before = pod.start_time_seconds();
-        assert!(pod
-            .scrape()
-            .is_some_and(|t| !t.contains("status=\"200\"} 0\n")));
+        assert!(pod.scrape().is_some_and(|t| !t.contains("status=\"200\"} 0\n")));
         pod.restart();
         pod.restart();
         assert!(pod.start_time_seconds() > before);
-        assert!(pod
-            .scrape()
-            .is_some_and(|t| t.contains("status=\"200\"} 0\n")));
+        assert!(pod.scrape().is_some_and(|t| t.contains("status=\"200\"} 0\n")));
     }
 }

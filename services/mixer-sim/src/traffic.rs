@@ -18,9 +18,7 @@ const DURATION_SIGMA: f64 = 0.5;
 const RATE_JITTER: f64 = 0.2;
 /// Share of successful requests that classify a track, and the genre mix (real scrape's counts).
 const CLASSIFIED_SHARE: f64 = 0.8;
-const GENRE_WEIGHTS: [f64; 7] = [
-    402_113.0, 311_876.0, 198_004.0, 455_120.0, 41_230.0, 22_871.0, 61_002.0,
-];
+const GENRE_WEIGHTS: [f64; 7] = [402_113.0, 311_876.0, 198_004.0, 455_120.0, 41_230.0, 22_871.0, 61_002.0];
 /// Bounds and step of the active-stream random walk.
 const STREAMS_RANGE: (u64, u64) = (100, 200);
 const STREAMS_STEP: u64 = 5;
@@ -54,14 +52,7 @@ impl Traffic {
     }
 
     /// Advances `metrics` by `dt_s` seconds at `rps` requests per second under `fault`.
-    pub(crate) fn advance(
-        &mut self,
-        metrics: &mut PodMetrics,
-        fault: &Fault,
-        down: bool,
-        rps: f64,
-        dt_s: f64,
-    ) {
+    pub(crate) fn advance(&mut self, metrics: &mut PodMetrics, fault: &Fault, down: bool, rps: f64, dt_s: f64) {
         if !down {
             let jitter = 1.0 + self.rng.random_range(-RATE_JITTER..=RATE_JITTER);
             let expected = rps * dt_s * jitter + self.request_carry;
@@ -79,11 +70,8 @@ impl Traffic {
             self.classify(metrics, ok);
         }
         metrics.active_streams = self.walk(metrics.active_streams, STREAMS_RANGE, STREAMS_STEP);
-        metrics.resident_memory_bytes =
-            self.walk(metrics.resident_memory_bytes, MEMORY_RANGE, MEMORY_STEP);
-        metrics.peak_db = fault
-            .peak_db
-            .unwrap_or_else(|| self.rng.random_range(-7.0..=-5.0));
+        metrics.resident_memory_bytes = self.walk(metrics.resident_memory_bytes, MEMORY_RANGE, MEMORY_STEP);
+        metrics.peak_db = fault.peak_db.unwrap_or_else(|| self.rng.random_range(-7.0..=-5.0));
         metrics.lufs = self.rng.random_range(-14.5..=-13.5);
     }
 
@@ -157,10 +145,7 @@ mod tests {
     fn rate_latency_and_gauges_look_like_production() {
         let metrics = run(1, &Fault::default(), 600); // one simulated minute
         let total: u64 = metrics.requests.iter().sum();
-        assert!(
-            (2100..=2700).contains(&total),
-            "{total} requests in 60 s at 40/s"
-        );
+        assert!((2100..=2700).contains(&total), "{total} requests in 60 s at 40/s");
         let mean = metrics.duration_sum_seconds / total as f64;
         assert!((0.02..0.04).contains(&mean), "mean duration {mean}");
         assert!((100..=200).contains(&metrics.active_streams));
@@ -173,21 +158,12 @@ mod tests {
 
     #[test]
     fn faults_shift_errors_latency_and_peak() {
-        let fault = Fault {
-            error_share: 0.5,
-            latency_ms: 200,
-            peak_db: Some(-1.5),
-            ..Fault::default()
-        };
+        let fault = Fault { error_share: 0.5, latency_ms: 200, peak_db: Some(-1.5), ..Fault::default() };
         let metrics = run(1, &fault, 100);
         let total: u64 = metrics.requests.iter().sum();
         let failed = total - metrics.requests[0];
         assert!(failed >= total / 2, "{failed} of {total} failed");
-        assert_eq!(
-            metrics.bucket_counts[..5].iter().sum::<u64>(),
-            0,
-            "nothing under 100 ms"
-        );
+        assert_eq!(metrics.bucket_counts[..5].iter().sum::<u64>(), 0, "nothing under 100 ms");
         assert_eq!(metrics.peak_db, -1.5);
     }
 

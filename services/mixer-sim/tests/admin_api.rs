@@ -5,21 +5,13 @@ mod support;
 use serde_json::json;
 use support::{get, pod_addr, request, small_fleet, Reply};
 
-async fn call(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> Reply {
+async fn call(addr: std::net::SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Reply {
     let bearer = token.map(|t| format!("Bearer {t}"));
     let mut headers = vec![("Content-Type", "application/json")];
     if let Some(bearer) = &bearer {
         headers.push(("Authorization", bearer.as_str()));
     }
-    request(addr, method, path, &headers, body)
-        .await
-        .expect("HTTP exchange")
+    request(addr, method, path, &headers, body).await.expect("HTTP exchange")
 }
 
 #[tokio::test]
@@ -28,19 +20,13 @@ async fn lists_pods_and_endpoints() {
     let admin = sim.addresses().admin;
     let pods = call(admin, "GET", "/pods", None, None).await;
     assert_eq!(pods.status, 200);
-    assert_eq!(
-        pods.json(),
-        serde_json::to_value(&sim.addresses().pods).expect("serializable")
-    );
+    assert_eq!(pods.json(), serde_json::to_value(&sim.addresses().pods).expect("serializable"));
     assert_eq!(
         pods.json()[4],
         json!({"name": "mixer-b-2", "region": "b", "addr": pod_addr(&sim, "mixer-b-2").to_string()})
     );
     let endpoints = call(admin, "GET", "/endpoints", None, None).await;
-    assert_eq!(
-        endpoints.json(),
-        serde_json::to_value(&sim.addresses().endpoints).expect("serializable")
-    );
+    assert_eq!(endpoints.json(), serde_json::to_value(&sim.addresses().endpoints).expect("serializable"));
     sim.shutdown().await;
 }
 
@@ -48,53 +34,21 @@ async fn lists_pods_and_endpoints() {
 async fn sets_lists_and_clears_faults() {
     let sim = small_fleet(None).await;
     let admin = sim.addresses().admin;
-    let set = call(
-        admin,
-        "PUT",
-        "/faults/pods/mixer-a-0",
-        None,
-        Some(r#"{"down": true}"#),
-    )
-    .await;
+    let set = call(admin, "PUT", "/faults/pods/mixer-a-0", None, Some(r#"{"down": true}"#)).await;
     assert_eq!(set.status, 200, "{}", set.body);
-    assert_eq!(
-        get(pod_addr(&sim, "mixer-a-0"), "/health").await.status,
-        503
-    );
-    let region = call(
-        admin,
-        "PUT",
-        "/faults/regions/b",
-        None,
-        Some(r#"{"latency_ms": 5, "peak_db": -1.5}"#),
-    )
-    .await;
+    assert_eq!(get(pod_addr(&sim, "mixer-a-0"), "/health").await.status, 503);
+    let region = call(admin, "PUT", "/faults/regions/b", None, Some(r#"{"latency_ms": 5, "peak_db": -1.5}"#)).await;
     assert_eq!(region.status, 200, "{}", region.body);
-    assert_eq!(
-        region.json()["pods"],
-        json!(["mixer-b-0", "mixer-b-1", "mixer-b-2"])
-    );
+    assert_eq!(region.json()["pods"], json!(["mixer-b-0", "mixer-b-1", "mixer-b-2"]));
     let faults = call(admin, "GET", "/faults", None, None).await.json();
     assert_eq!(faults["mixer-a-0"]["down"], true);
     assert_eq!(faults["mixer-b-1"]["latency_ms"], 5);
     assert!(faults.get("mixer-a-1").is_none());
     let scrape = get(pod_addr(&sim, "mixer-b-1"), "/metrics").await.body;
-    assert!(
-        scrape.contains("ai_mixer_audio_peak_db{region=\"b\"} -1.50\n"),
-        "{scrape}"
-    );
-    assert_eq!(
-        call(admin, "DELETE", "/faults", None, None).await.status,
-        204
-    );
-    assert_eq!(
-        call(admin, "GET", "/faults", None, None).await.json(),
-        json!({})
-    );
-    assert_eq!(
-        get(pod_addr(&sim, "mixer-a-0"), "/health").await.status,
-        200
-    );
+    assert!(scrape.contains("ai_mixer_audio_peak_db{region=\"b\"} -1.50\n"), "{scrape}");
+    assert_eq!(call(admin, "DELETE", "/faults", None, None).await.status, 204);
+    assert_eq!(call(admin, "GET", "/faults", None, None).await.json(), json!({}));
+    assert_eq!(get(pod_addr(&sim, "mixer-a-0"), "/health").await.status, 200);
     sim.shutdown().await;
 }
 
@@ -105,14 +59,8 @@ async fn refuses_bad_faults_and_unknown_names() {
     for (body, hint) in [
         (r#"{"error_share": 1.5}"#, "error_share"),
         (r#"{"error_share": -0.5}"#, "error_share"),
-        (
-            r#"{"down_schedule": {"period_s": 0, "down_s": 0}}"#,
-            "period_s",
-        ),
-        (
-            r#"{"down_schedule": {"period_s": 60, "down_s": 61}}"#,
-            "down_s",
-        ),
+        (r#"{"down_schedule": {"period_s": 0, "down_s": 0}}"#, "period_s"),
+        (r#"{"down_schedule": {"period_s": 60, "down_s": 61}}"#, "down_s"),
         (r#"{"error_share": NaN}"#, "invalid fault body"),
         (r#"{"down": "yes"}"#, "invalid fault body"),
         (r#"{"dwon": true}"#, "unknown field"),
@@ -122,34 +70,16 @@ async fn refuses_bad_faults_and_unknown_names() {
     ] {
         let reply = call(admin, "PUT", "/faults/pods/mixer-a-0", None, Some(body)).await;
         assert_eq!(reply.status, 400, "{body}: {}", reply.body);
-        let message = reply.json()["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let message = reply.json()["message"].as_str().unwrap_or_default().to_owned();
         assert!(message.contains(hint), "{body}: {message}");
     }
     assert!(sim.faults().is_empty(), "nothing invalid was stored");
     let unknown_pod = call(admin, "PUT", "/faults/pods/mixer-z-9", None, Some("{}")).await;
     assert_eq!(unknown_pod.status, 404);
     assert!(unknown_pod.json()["message"].is_string());
-    assert_eq!(
-        call(admin, "PUT", "/faults/regions/zz", None, Some("{}"))
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        call(admin, "POST", "/pods/mixer-z-9/restart", None, None)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        call(admin, "POST", "/pods/mixer-a-0/restart", None, None)
-            .await
-            .status,
-        204
-    );
+    assert_eq!(call(admin, "PUT", "/faults/regions/zz", None, Some("{}")).await.status, 404);
+    assert_eq!(call(admin, "POST", "/pods/mixer-z-9/restart", None, None).await.status, 404);
+    assert_eq!(call(admin, "POST", "/pods/mixer-a-0/restart", None, None).await.status, 204);
     sim.shutdown().await;
 }
 
@@ -170,25 +100,10 @@ async fn token_guards_every_admin_route() {
         }
     }
     assert!(sim.faults().is_empty(), "refused calls changed nothing");
-    assert_eq!(
-        call(admin, "GET", "/pods", Some("s3cret"), None)
-            .await
-            .status,
-        200
-    );
-    let set = call(
-        admin,
-        "PUT",
-        "/faults/pods/mixer-a-0",
-        Some("s3cret"),
-        Some(r#"{"down": true}"#),
-    )
-    .await;
+    assert_eq!(call(admin, "GET", "/pods", Some("s3cret"), None).await.status, 200);
+    let set = call(admin, "PUT", "/faults/pods/mixer-a-0", Some("s3cret"), Some(r#"{"down": true}"#)).await;
     assert_eq!(set.status, 200);
     // Pods and fronts stay open: only the admin API is guarded.
-    assert_eq!(
-        get(pod_addr(&sim, "mixer-a-1"), "/health").await.status,
-        200
-    );
+    assert_eq!(get(pod_addr(&sim, "mixer-a-1"), "/health").await.status, 200);
     sim.shutdown().await;
 }

@@ -34,22 +34,14 @@ async fn bad_flags_exit_non_zero_with_a_reason() {
     ] {
         let mut args = vec!["--admin-addr", "127.0.0.1:0"];
         args.extend(flags.iter().copied());
-        let output = tokio::time::timeout(
-            DEADLINE,
-            Command::new(BIN)
-                .args(&args)
-                .env_remove("MIXMON_SIM_ADMIN_TOKEN")
-                .output(),
-        )
-        .await
-        .expect("exits within the deadline")
-        .expect("binary runs");
+        let output =
+            tokio::time::timeout(DEADLINE, Command::new(BIN).args(&args).env_remove("MIXMON_SIM_ADMIN_TOKEN").output())
+                .await
+                .expect("exits within the deadline")
+                .expect("binary runs");
         assert!(!output.status.success(), "{flags:?} was accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            stderr.contains(reason),
-            "{flags:?}: stderr lacks `{reason}`:\n{stderr}"
-        );
+        assert!(stderr.contains(reason), "{flags:?}: stderr lacks `{reason}`:\n{stderr}");
     }
 }
 
@@ -58,14 +50,7 @@ async fn writes_addresses_serves_and_stops_on_sigterm() {
     let dir = scratch_dir("run");
     let addr_file = dir.join("addrs.json");
     let mut child = Command::new(BIN)
-        .args([
-            "--regions",
-            "x=1,y=2",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--seed",
-            "3",
-        ])
+        .args(["--regions", "x=1,y=2", "--admin-addr", "127.0.0.1:0", "--seed", "3"])
         .arg("--addr-file")
         .arg(&addr_file)
         .env("MIXMON_SIM_ADMIN_TOKEN", "tok")
@@ -82,44 +67,22 @@ async fn writes_addresses_serves_and_stops_on_sigterm() {
     .await;
     assert_eq!(addresses.pods.len(), 3);
     assert_eq!(addresses.endpoints.len(), 4, "x, y, edge, api");
-    assert_eq!(
-        get(addresses.pods[2].addr, "/health").await.json()["pod"],
-        "mixer-y-1"
-    );
-    let without = request(addresses.admin, "GET", "/pods", &[], None)
+    assert_eq!(get(addresses.pods[2].addr, "/health").await.json()["pod"], "mixer-y-1");
+    let without = request(addresses.admin, "GET", "/pods", &[], None).await.expect("admin answers");
+    assert_eq!(without.status, 403, "the env token guards the admin API");
+    let with = request(addresses.admin, "GET", "/pods", &[("Authorization", "Bearer tok")], None)
         .await
         .expect("admin answers");
-    assert_eq!(without.status, 403, "the env token guards the admin API");
-    let with = request(
-        addresses.admin,
-        "GET",
-        "/pods",
-        &[("Authorization", "Bearer tok")],
-        None,
-    )
-    .await
-    .expect("admin answers");
     assert_eq!(with.status, 200);
 
     let pid = child.id().expect("still running").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
     assert!(killed.success());
-    let status = tokio::time::timeout(DEADLINE, child.wait())
-        .await
-        .expect("stops promptly")
-        .expect("wait");
+    let status = tokio::time::timeout(DEADLINE, child.wait()).await.expect("stops promptly").expect("wait");
     assert!(status.success(), "graceful exit, got {status}");
-    let after_exit = tokio::time::timeout(
-        Duration::from_secs(1),
-        request(addresses.pods[0].addr, "GET", "/health", &[], None),
-    )
-    .await;
-    assert!(
-        matches!(after_exit, Ok(Err(_))),
-        "nothing listens after exit: {after_exit:?}"
-    );
+    let after_exit =
+        tokio::time::timeout(Duration::from_secs(1), request(addresses.pods[0].addr, "GET", "/health", &[], None))
+            .await;
+    assert!(matches!(after_exit, Ok(Err(_))), "nothing listens after exit: {after_exit:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

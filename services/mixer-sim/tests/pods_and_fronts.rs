@@ -25,46 +25,20 @@ async fn every_pod_answers_health_with_its_identity() {
 #[tokio::test]
 async fn fronts_visit_every_pod_of_their_pool() {
     let sim = small_fleet(None).await;
-    let names: BTreeSet<&str> = sim
-        .addresses()
-        .endpoints
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let names: BTreeSet<&str> = sim.addresses().endpoints.keys().map(String::as_str).collect();
     assert_eq!(names, BTreeSet::from(["a", "b", "edge", "api"]));
     for (front, pool) in [
         ("a", vec!["mixer-a-0", "mixer-a-1"]),
         ("b", vec!["mixer-b-0", "mixer-b-1", "mixer-b-2"]),
-        (
-            "edge",
-            vec![
-                "mixer-a-0",
-                "mixer-a-1",
-                "mixer-b-0",
-                "mixer-b-1",
-                "mixer-b-2",
-            ],
-        ),
-        (
-            "api",
-            vec![
-                "mixer-a-0",
-                "mixer-a-1",
-                "mixer-b-0",
-                "mixer-b-1",
-                "mixer-b-2",
-            ],
-        ),
+        ("edge", vec!["mixer-a-0", "mixer-a-1", "mixer-b-0", "mixer-b-1", "mixer-b-2"]),
+        ("api", vec!["mixer-a-0", "mixer-a-1", "mixer-b-0", "mixer-b-1", "mixer-b-2"]),
     ] {
         let addr = endpoint(&sim, front);
         let mut seen = Vec::new();
         for _ in 0..pool.len() {
             let reply = get(addr, "/health").await;
             assert_eq!(reply.status, 200);
-            let pod = reply
-                .header("x-mixer-pod")
-                .expect("front names the pod")
-                .to_owned();
+            let pod = reply.header("x-mixer-pod").expect("front names the pod").to_owned();
             assert_eq!(reply.json()["pod"], pod.as_str(), "body and header agree");
             seen.push(pod);
         }

@@ -115,11 +115,10 @@ impl ProberConfig {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "unknown-node".into());
         let id = self.identity.id.clone().unwrap_or_else(|| node.clone());
-        let region = self
-            .identity
-            .region
-            .clone()
-            .ok_or_else(|| ProberError::Config("identity.region is required (or MIXMON_IDENTITY__REGION)".into()))?;
+        let region =
+            self.identity.region.clone().ok_or_else(|| {
+                ProberError::Config("identity.region is required (or MIXMON_IDENTITY__REGION)".into())
+            })?;
         Ok(ProberIdentity {
             id: ProberId::new(id).map_err(|e| ProberError::Config(format!("identity.id: {e}")))?,
             region: Region::new(region).map_err(|e| ProberError::Config(format!("identity.region: {e}")))?,

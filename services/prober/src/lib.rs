@@ -36,9 +36,10 @@ pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send
     let http = checks::HttpProber::new().map_err(|e| ProberError::Checks(e.to_string()))?;
     let buffer = Arc::new(buffer::ResultBuffer::new(config.buffer.max_results));
     let ground_truth = match &config.debug.ground_truth_file {
-        Some(path) => Some(ground_truth::GroundTruth::open(path, identity.region.clone()).map_err(|source| {
-            ProberError::GroundTruth { path: path.display().to_string(), source }
-        })?),
+        Some(path) => Some(
+            ground_truth::GroundTruth::open(path, identity.region.clone())
+                .map_err(|source| ProberError::GroundTruth { path: path.display().to_string(), source })?,
+        ),
         None => None,
     };
     let sink = scheduler::ResultSink::new(buffer.clone(), ground_truth);

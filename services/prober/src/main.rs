@@ -17,8 +17,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     mixmon_telemetry::init("info");
     let args = Args::parse();
-    let config: mixmon_prober::ProberConfig =
-        mixmon_config::load(args.config.as_deref(), mixmon_config::process_env()).context("loading the configuration")?;
+    let config: mixmon_prober::ProberConfig = mixmon_config::load(args.config.as_deref(), mixmon_config::process_env())
+        .context("loading the configuration")?;
     mixmon_prober::run(config, mixmon_config::process::shutdown_signal()).await?;
     Ok(())
 }

@@ -76,7 +76,12 @@ impl Uplink {
         Self { settings }
     }
 
-    pub async fn run(self, buffer: Arc<ResultBuffer>, mut scheduler: Scheduler, shutdown: impl Future<Output = ()> + Send + 'static) {
+    pub async fn run(
+        self,
+        buffer: Arc<ResultBuffer>,
+        mut scheduler: Scheduler,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
         let (stop_tx, mut stop_rx) = watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
@@ -145,10 +150,7 @@ impl Uplink {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let identity = pb::ProberIdentity::from(&self.settings.identity);
-        let registered = client
-            .register(pb::RegisterRequest { identity: Some(identity.clone()) })
-            .await?
-            .into_inner();
+        let registered = client.register(pb::RegisterRequest { identity: Some(identity.clone()) }).await?.into_inner();
         let max_batch = match registered.max_batch_results as usize {
             0 => self.settings.batch_max_results,
             server_max => self.settings.batch_max_results.min(server_max),

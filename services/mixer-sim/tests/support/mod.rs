@@ -24,18 +24,11 @@ pub async fn small_fleet(token: Option<&str>) -> SimHandle {
         admin_token: token.map(str::to_owned),
         ..SimConfig::default()
     };
-    mixmon_mixer_sim::start(config)
-        .await
-        .expect("simulator starts")
+    mixmon_mixer_sim::start(config).await.expect("simulator starts")
 }
 
 pub fn pod_addr(sim: &SimHandle, name: &str) -> SocketAddr {
-    sim.addresses()
-        .pods
-        .iter()
-        .find(|p| p.name == name)
-        .expect("known pod")
-        .addr
+    sim.addresses().pods.iter().find(|p| p.name == name).expect("known pod").addr
 }
 
 pub fn endpoint(sim: &SimHandle, name: &str) -> SocketAddr {
@@ -51,10 +44,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -90,33 +80,15 @@ pub async fn request(
 fn parse_reply(raw: &[u8]) -> std::io::Result<Reply> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().ok_or_else(|| bad("no status line"))?;
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status code"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
+    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("no status code"))?;
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    Ok(Reply { status, headers, body })
 }
 
 fn dechunk(mut rest: &str) -> String {

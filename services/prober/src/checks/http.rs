@@ -106,9 +106,11 @@ impl HttpProber {
     }
 
     async fn run(&self, http: &HttpCheck, progress: &mut Progress) -> Result<(), Failure> {
-        let target = Target::parse(&http.url).map_err(|e| Failure::new(FailureKind::Connection, format!("url: {e}")))?;
-        let method = Method::from_bytes(http.method.as_bytes())
-            .map_err(|_| Failure::new(FailureKind::Connection, format!("method: {:?} is not an HTTP method", http.method)))?;
+        let target =
+            Target::parse(&http.url).map_err(|e| Failure::new(FailureKind::Connection, format!("url: {e}")))?;
+        let method = Method::from_bytes(http.method.as_bytes()).map_err(|_| {
+            Failure::new(FailureKind::Connection, format!("method: {:?} is not an HTTP method", http.method))
+        })?;
 
         let addr = match target.ip() {
             Some(ip) => SocketAddr::new(ip, target.port),
@@ -366,10 +368,9 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn parse(url: &str) -> Result<Self, UrlError> {
-        let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| UrlError::Invalid {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| UrlError::Invalid { url: url.to_owned(), reason: e.to_string() })?;
         let tls = match uri.scheme() {
             None => return Err(UrlError::MissingScheme { url: url.to_owned() }),
             Some(s) if *s == Scheme::HTTPS => true,
@@ -463,7 +464,10 @@ mod tests {
         let err = |url: &str| Target::parse(url).err();
         assert!(matches!(err("ftp://example.com/file"), Some(UrlError::Scheme { scheme, .. }) if scheme == "ftp"));
         assert!(matches!(err("/health"), Some(UrlError::MissingScheme { .. })));
-        assert!(matches!(err("example.com/health"), Some(UrlError::MissingScheme { .. }) | Some(UrlError::Invalid { .. })));
+        assert!(matches!(
+            err("example.com/health"),
+            Some(UrlError::MissingScheme { .. }) | Some(UrlError::Invalid { .. })
+        ));
         assert!(matches!(err("http://"), Some(UrlError::Invalid { .. }) | Some(UrlError::MissingHost { .. })));
         assert!(matches!(err("http:///health"), Some(UrlError::Invalid { .. }) | Some(UrlError::MissingHost { .. })));
         assert!(matches!(err("http://exa mple.com/"), Some(UrlError::Invalid { .. })));

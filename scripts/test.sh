@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The one entry point for tests. It installs what the tests need when it is missing
+# (redis-server: tests start their own instances on free ports), builds the binaries the
+# end-to-end tests run as processes, checks formatting and lints, and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "== installing redis-server (tests start their own, on free ports)"
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    # The package's own service is not needed; tests never use the default port.
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
+
+echo "== formatting"
+cargo fmt --all --check
+
+echo "== building binaries (end-to-end tests start them as processes)"
+cargo build --workspace --bins --locked
+
+echo "== lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast --failure-output final
+else
+    cargo test --workspace --locked --no-fail-fast
+fi
