@@ -14,9 +14,19 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     mixmon_telemetry::init("info");
     let args = Args::parse();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mixmon-prober: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let config: mixmon_prober::ProberConfig = mixmon_config::load(args.config.as_deref(), mixmon_config::process_env())
         .context("loading the configuration")?;
     mixmon_prober::run(config, mixmon_config::process::shutdown_signal()).await?;
