@@ -5,18 +5,24 @@
 //! tested with tables of inputs.
 
 pub mod check;
+pub mod counters;
 pub mod ids;
 pub mod prober;
+pub mod record;
 pub mod result;
 pub mod rollup;
 pub mod sketch;
 pub mod sli;
 pub mod time;
 
-pub use check::{CheckKind, CheckSpec, CheckSpecError, HttpCheck};
+pub use check::{
+    AddressPolicy, BodyAssertion, CheckKind, CheckSpec, CheckSpecError, DnsCheck, DnsRecordType, GrpcCheck, HttpCheck,
+    IpPreference, TcpCheck,
+};
 pub use ids::{CheckId, IdError, ProberId, Region};
 pub use prober::ProberIdentity;
-pub use result::{FailureKind, PhaseTimings, ProbeResult};
-pub use rollup::{Rollup, RollupDelta, SeriesKey};
-pub use sketch::LatencySketch;
-pub use time::Minute;
+pub use record::{RawRecord, RECORDS_KEPT};
+pub use result::{FailureKind, HttpVersion, PhaseTimings, ProbeDetails, ProbeResult, TlsInfo};
+pub use rollup::{Phase, PhaseStats, Rollup, RollupDelta, SeriesKey};
+pub use sketch::{LatencySketch, SketchSum};
+pub use time::{Hour, Minute};

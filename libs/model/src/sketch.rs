@@ -11,8 +11,6 @@
 //! of the values added (rank definition: the value at rank `floor(q * (n - 1))` of the sorted
 //! values), whatever the distribution, and merging loses nothing.
 
-use std::collections::BTreeMap;
-
 /// Relative error bound of every quantile (0.75 %): a margin below the 1 % the operators ask.
 pub const RELATIVE_ACCURACY: f64 = 0.0075;
 
@@ -35,10 +33,14 @@ pub fn bucket_value(i: i32) -> f64 {
     2.0 * g.powi(i) / (g + 1.0)
 }
 
+/// Sparse bucket counts, sorted by bucket index, without zero counts (so equal sketches
+/// compare equal). A sorted `Vec` rather than a map: a minute's sketch holds a few dozen
+/// buckets, cloning is one copy, and merging is a linear walk, which is what the query path
+/// does thousands of times per request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LatencySketch {
     zero_count: u64,
-    buckets: BTreeMap<i32, u64>,
+    buckets: Vec<(i32, u64)>,
 }
 
 impl LatencySketch {
@@ -57,7 +59,7 @@ impl LatencySketch {
             return;
         }
         if v.is_finite() && v >= MIN_INDEXABLE {
-            *self.buckets.entry(bucket_index(v)).or_insert(0) += n;
+            self.add_bucket(bucket_index(v), n);
         } else {
             self.zero_count += n;
         }
@@ -65,8 +67,18 @@ impl LatencySketch {
 
     /// Adds raw bucket counts, as read back from a store.
     pub fn add_bucket(&mut self, index: i32, n: u64) {
-        if n > 0 {
-            *self.buckets.entry(index).or_insert(0) += n;
+        if n == 0 {
+            return;
+        }
+        // Values usually arrive in ascending order (stores read buckets sorted): try the end.
+        match self.buckets.last_mut() {
+            Some((last, count)) if *last == index => *count += n,
+            Some((last, _)) if *last < index => self.buckets.push((index, n)),
+            None => self.buckets.push((index, n)),
+            Some(_) => match self.buckets.binary_search_by_key(&index, |(i, _)| *i) {
+                Ok(at) => self.buckets[at].1 += n,
+                Err(at) => self.buckets.insert(at, (index, n)),
+            },
         }
     }
 
@@ -76,22 +88,48 @@ impl LatencySketch {
 
     pub fn merge(&mut self, other: &LatencySketch) {
         self.zero_count += other.zero_count;
-        for (index, n) in &other.buckets {
-            *self.buckets.entry(*index).or_insert(0) += n;
+        if other.buckets.is_empty() {
+            return;
+        }
+        if self.buckets.is_empty() {
+            self.buckets.extend_from_slice(&other.buckets);
+            return;
+        }
+        self.buckets = merge_runs(&self.buckets, &other.buckets);
+    }
+
+    /// The sum of `parts`, with one allocation for the common small cases (a point of one or
+    /// two minutes) and a dense [`SketchSum`] for many.
+    pub fn sum_of(parts: &[&LatencySketch]) -> LatencySketch {
+        match parts {
+            [] => LatencySketch::new(),
+            [one] => (*one).clone(),
+            [a, b] => {
+                LatencySketch { zero_count: a.zero_count + b.zero_count, buckets: merge_runs(&a.buckets, &b.buckets) }
+            }
+            many => {
+                let mut sum = SketchSum::new();
+                many.iter().for_each(|s| sum.add(s));
+                sum.finish()
+            }
         }
     }
 
     pub fn count(&self) -> u64 {
-        self.zero_count + self.buckets.values().sum::<u64>()
+        self.zero_count + self.buckets.iter().map(|(_, n)| n).sum::<u64>()
     }
 
     pub fn zero_count(&self) -> u64 {
         self.zero_count
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.zero_count == 0 && self.buckets.is_empty()
+    }
+
     /// Non-empty buckets in ascending order of index.
     pub fn buckets(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
-        self.buckets.iter().map(|(i, n)| (*i, *n))
+        self.buckets.iter().copied()
     }
 
     /// The `q` quantile (`0.0..=1.0`), or `None` for an empty sketch.
@@ -112,7 +150,90 @@ impl LatencySketch {
             }
         }
         // Unreachable when counts add up; answer the top bucket rather than panic.
-        self.buckets.keys().next_back().map(|i| bucket_value(*i))
+        self.buckets.last().map(|(i, _)| bucket_value(*i))
+    }
+}
+
+/// The sum of two sorted bucket runs, in one allocation.
+fn merge_runs(a: &[(i32, u64)], b: &[(i32, u64)]) -> Vec<(i32, u64)> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (ia, na) = a[i];
+        let (ib, nb) = b[j];
+        if ia == ib {
+            merged.push((ia, na + nb));
+            i += 1;
+            j += 1;
+        } else if ia < ib {
+            merged.push((ia, na));
+            i += 1;
+        } else {
+            merged.push((ib, nb));
+            j += 1;
+        }
+    }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend_from_slice(&b[j..]);
+    merged
+}
+
+/// Sums many sketches into one in time linear in their total size: a dense array of counts
+/// over the bucket range seen so far. Merging thousands of minute sketches into one window
+/// pairwise would re-copy the growing result every time.
+#[derive(Debug, Clone, Default)]
+pub struct SketchSum {
+    zero_count: u64,
+    offset: i32,
+    counts: Vec<u64>,
+}
+
+impl SketchSum {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, sketch: &LatencySketch) {
+        self.zero_count += sketch.zero_count;
+        let (Some(first), Some(last)) = (sketch.buckets.first(), sketch.buckets.last()) else { return };
+        self.cover(first.0, last.0);
+        for (index, n) in &sketch.buckets {
+            // In range after `cover`; indices are i32, so the difference fits i64.
+            let at = (i64::from(*index) - i64::from(self.offset)) as usize;
+            self.counts[at] += n;
+        }
+    }
+
+    /// Grows the dense range to include `lo..=hi`.
+    fn cover(&mut self, lo: i32, hi: i32) {
+        if self.counts.is_empty() {
+            self.offset = lo;
+            self.counts = vec![0; (i64::from(hi) - i64::from(lo) + 1) as usize];
+            return;
+        }
+        if lo < self.offset {
+            let grow = (i64::from(self.offset) - i64::from(lo)) as usize;
+            let mut counts = vec![0; grow];
+            counts.extend_from_slice(&self.counts);
+            self.counts = counts;
+            self.offset = lo;
+        }
+        let end = i64::from(self.offset) + self.counts.len() as i64;
+        if i64::from(hi) >= end {
+            self.counts.resize(self.counts.len() + (i64::from(hi) - end + 1) as usize, 0);
+        }
+    }
+
+    pub fn finish(self) -> LatencySketch {
+        let offset = self.offset;
+        let buckets = self
+            .counts
+            .into_iter()
+            .enumerate()
+            .filter(|(_, n)| *n > 0)
+            .map(|(i, n)| ((i64::from(offset) + i as i64) as i32, n))
+            .collect();
+        LatencySketch { zero_count: self.zero_count, buckets }
     }
 }
 
@@ -151,6 +272,39 @@ mod tests {
             let exact = exact_quantile(&sorted, q);
             let estimate = sketch.quantile(q).unwrap();
             prop_assert!(((estimate - exact) / exact).abs() <= RELATIVE_ACCURACY + 1e-9);
+        }
+
+        #[test]
+        fn summing_equals_merging(parts in prop::collection::vec(prop::collection::vec(0.0f64..1e7, 0..50), 0..20)) {
+            let sketches: Vec<LatencySketch> = parts
+                .iter()
+                .map(|values| {
+                    let mut s = LatencySketch::new();
+                    values.iter().for_each(|v| s.add(*v));
+                    s
+                })
+                .collect();
+            let mut merged = LatencySketch::new();
+            let mut sum = SketchSum::new();
+            for s in &sketches {
+                merged.merge(s);
+                sum.add(s);
+            }
+            prop_assert_eq!(sum.finish(), merged.clone());
+            let refs: Vec<&LatencySketch> = sketches.iter().collect();
+            prop_assert_eq!(LatencySketch::sum_of(&refs), merged);
+        }
+
+        #[test]
+        fn bucket_order_does_not_matter(indices in prop::collection::vec((-50i32..50, 1u64..5), 0..100)) {
+            let mut shuffled = LatencySketch::new();
+            indices.iter().for_each(|(i, n)| shuffled.add_bucket(*i, *n));
+            let mut sorted_input = indices.clone();
+            sorted_input.sort();
+            let mut sorted = LatencySketch::new();
+            sorted_input.iter().for_each(|(i, n)| sorted.add_bucket(*i, *n));
+            prop_assert_eq!(&shuffled, &sorted);
+            prop_assert!(shuffled.buckets.windows(2).all(|w| w[0].0 < w[1].0));
         }
 
         #[test]

@@ -2,11 +2,22 @@
 //! defined (`shared/alert-rules.md`). Windows are merged rollups, so quantiles over a window
 //! are true quantiles of every probe in it, not averages of per-minute quantiles.
 
-use crate::rollup::Rollup;
+use crate::rollup::{Phase, Rollup};
 
 /// Share of probes that succeeded, `0.0..=1.0`; `None` when nothing was probed.
 pub fn success_rate(window: &Rollup) -> Option<f64> {
     (window.total > 0).then(|| window.successes as f64 / window.total as f64)
+}
+
+/// The availability SLI: the share of probes that succeeded over the window.
+pub fn availability(window: &Rollup) -> Option<f64> {
+    success_rate(window)
+}
+
+/// Mean duration of one request phase in milliseconds, over the successful probes in which it
+/// happened; `None` when it never did (no TLS on `http://`).
+pub fn phase_mean_ms(window: &Rollup, phase: Phase) -> Option<f64> {
+    window.phases.mean_us(phase).map(|us| us / 1_000.0)
 }
 
 /// Share of probes that failed, `0.0..=1.0`; `None` when nothing was probed.

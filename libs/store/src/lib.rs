@@ -14,17 +14,29 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mixmon_config::Secret;
-use mixmon_model::{Minute, ProberId, Rollup, RollupDelta, SeriesKey};
+use mixmon_model::{Hour, Minute, ProberId, RawRecord, Rollup, RollupDelta, SeriesKey};
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use redis_store::{redact_url, RedisStore, RedisStoreConfig, MAX_READ_KEYS, MAX_READ_MINUTES};
+pub use redis_store::{
+    redact_url, RedisStore, RedisStoreConfig, DEFAULT_READ_CACHE_HOURS, MAX_READ_KEYS, MAX_READ_MINUTES,
+};
 
 /// Metrics (rollups) are kept 15 days.
 pub const ROLLUP_RETENTION_MINUTES: i64 = 15 * 24 * 60;
 /// Applied-batch watermarks outlive any plausible redelivery (a prober's buffer holds at most
 /// days), so a resend is always recognised.
 pub const WATERMARK_RETENTION_SECONDS: u64 = 7 * 24 * 3600;
+
+/// Minute rollups of one series over `from..to`, shared (see [`Store::read_rollup_blocks`]).
+/// A store that caches hands out the same `minutes` allocation while the block is unchanged,
+/// so callers may cache what they derive from it, keyed by [`Arc::ptr_eq`] (holding the `Arc`).
+#[derive(Debug, Clone)]
+pub struct RollupBlock {
+    pub from: Minute,
+    pub to: Minute,
+    pub minutes: Arc<Vec<(Minute, Rollup)>>,
+}
 
 /// Identifies one batch of results: sequence numbers increase within (prober, epoch).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -46,8 +58,11 @@ pub enum ApplyOutcome {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Adds a batch's rollup increments exactly once, atomically: either the watermark moves
-    /// and every increment lands, or nothing changes.
+    /// Adds a batch's rollup increments exactly once. Atomic per endpoint (check): for each
+    /// endpoint either its watermark moves and all its increments land, or nothing of it
+    /// changes. After an error some endpoints may be applied; the resend of the same batch
+    /// applies the rest and counts nothing twice. `Applied` when anything was applied,
+    /// `Duplicate` when every endpoint had seen the batch.
     async fn apply_batch(&self, batch: &BatchId, delta: &RollupDelta) -> Result<ApplyOutcome, StoreError>;
 
     /// For each series, its rollups for minutes in `from..to`, ascending; minutes without data
@@ -58,6 +73,33 @@ pub trait Store: Send + Sync + 'static {
         from: Minute,
         to: Minute,
     ) -> Result<Vec<Vec<(Minute, Rollup)>>, StoreError>;
+
+    /// Like [`Store::read_rollups`], but as shared blocks, so a store with a read cache can
+    /// answer without copying: for each series, blocks in ascending order whose minutes
+    /// ascend; a block may hold minutes outside `from..to`, which the caller skips.
+    async fn read_rollup_blocks(
+        &self,
+        series: &[SeriesKey],
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<Vec<RollupBlock>>, StoreError> {
+        let read = self.read_rollups(series, from, to).await?;
+        Ok(read.into_iter().map(|minutes| vec![RollupBlock { from, to, minutes: Arc::new(minutes) }]).collect())
+    }
+
+    /// For each series, its hourly rollups (each the sum of the hour's minutes) for hours in
+    /// `from..to`, ascending; hours without data are absent. Long windows (24 h uptime, 7 d,
+    /// 15 d) read these instead of minutes.
+    async fn read_hourly(
+        &self,
+        series: &[SeriesKey],
+        from: Hour,
+        to: Hour,
+    ) -> Result<Vec<Vec<(Hour, Rollup)>>, StoreError>;
+
+    /// The latest raw records of a series, newest first, at most `limit` (and at most the
+    /// [`RECORDS_KEPT`](mixmon_model::RECORDS_KEPT) the store keeps).
+    async fn read_records(&self, series: &SeriesKey, limit: usize) -> Result<Vec<RawRecord>, StoreError>;
 
     /// Every series written within retention, sorted.
     async fn list_series(&self) -> Result<Vec<SeriesKey>, StoreError>;

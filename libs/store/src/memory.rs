@@ -1,11 +1,11 @@
 //! The embedded store: everything in one process's memory, for `mixmon up` and tests. Same
 //! semantics as Redis, retention included; nothing survives a restart.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use mixmon_model::{Minute, ProberId, Rollup, RollupDelta, SeriesKey};
+use mixmon_model::{CheckId, Hour, Minute, ProberId, RawRecord, Rollup, RollupDelta, SeriesKey, RECORDS_KEPT};
 
 use crate::{ApplyOutcome, BatchId, Store, StoreError, ROLLUP_RETENTION_MINUTES};
 
@@ -17,7 +17,10 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     rollups: BTreeMap<SeriesKey, BTreeMap<Minute, Rollup>>,
-    watermarks: HashMap<(ProberId, u64), u64>,
+    /// Per (check, prober, epoch), as in Redis, where each endpoint keeps its own.
+    watermarks: HashMap<(CheckId, ProberId, u64), u64>,
+    /// Newest first, at most [`RECORDS_KEPT`] per series.
+    records: HashMap<SeriesKey, VecDeque<RawRecord>>,
 }
 
 impl MemoryStore {
@@ -36,13 +39,34 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn apply_batch(&self, batch: &BatchId, delta: &RollupDelta) -> Result<ApplyOutcome, StoreError> {
         let mut inner = self.lock();
-        let space = (batch.prober.clone(), batch.epoch);
-        if inner.watermarks.get(&space).is_some_and(|mark| batch.seq <= *mark) {
+        let checks: BTreeSet<&CheckId> = delta
+            .rollups
+            .keys()
+            .map(|(series, _)| &series.check)
+            .chain(delta.records.keys().map(|s| &s.check))
+            .collect();
+        let fresh: BTreeSet<&CheckId> = checks
+            .into_iter()
+            .filter(|check| {
+                let space = ((*check).clone(), batch.prober.clone(), batch.epoch);
+                inner.watermarks.get(&space).is_none_or(|mark| batch.seq > *mark)
+            })
+            .collect();
+        if fresh.is_empty() && !(delta.rollups.is_empty() && delta.records.is_empty()) {
             return Ok(ApplyOutcome::Duplicate);
         }
-        inner.watermarks.insert(space, batch.seq);
+        for check in &fresh {
+            inner.watermarks.insert(((*check).clone(), batch.prober.clone(), batch.epoch), batch.seq);
+        }
+        for (series, records) in delta.records.iter().filter(|(s, _)| fresh.contains(&s.check)) {
+            let kept = inner.records.entry(series.clone()).or_default();
+            for record in records {
+                kept.push_front(*record);
+            }
+            kept.truncate(RECORDS_KEPT);
+        }
         let mut newest = None;
-        for ((series, minute), rollup) in &delta.rollups {
+        for ((series, minute), rollup) in delta.rollups.iter().filter(|((s, _), _)| fresh.contains(&s.check)) {
             inner.rollups.entry(series.clone()).or_default().entry(*minute).or_default().merge(rollup);
             newest = newest.max(Some(*minute));
         }
@@ -71,6 +95,35 @@ impl Store for MemoryStore {
                 _ => Vec::new(),
             })
             .collect())
+    }
+
+    async fn read_hourly(
+        &self,
+        series: &[SeriesKey],
+        from: Hour,
+        to: Hour,
+    ) -> Result<Vec<Vec<(Hour, Rollup)>>, StoreError> {
+        let inner = self.lock();
+        Ok(series
+            .iter()
+            .map(|key| {
+                let mut hours: Vec<(Hour, Rollup)> = Vec::new();
+                if let Some(minutes) = inner.rollups.get(key).filter(|_| from < to) {
+                    for (minute, rollup) in minutes.range(from.first_minute()..to.first_minute()) {
+                        match hours.last_mut() {
+                            Some((hour, sum)) if *hour == minute.hour() => sum.merge(rollup),
+                            _ => hours.push((minute.hour(), rollup.clone())),
+                        }
+                    }
+                }
+                hours
+            })
+            .collect())
+    }
+
+    async fn read_records(&self, series: &SeriesKey, limit: usize) -> Result<Vec<RawRecord>, StoreError> {
+        let inner = self.lock();
+        Ok(inner.records.get(series).map(|r| r.iter().take(limit).copied().collect()).unwrap_or_default())
     }
 
     async fn list_series(&self) -> Result<Vec<SeriesKey>, StoreError> {

@@ -1,24 +1,33 @@
 //! The Redis store: rollups as hashes of counters, so merging batches, regions and aggregator
-//! replicas is `HINCRBY` done by Redis itself; exactly-once through a per-(prober, epoch)
-//! watermark checked and moved in the same Lua script that applies the increments. The key
-//! schema is in [`crate::keys`].
+//! replicas is `HINCRBY` done by Redis itself. A batch is applied by one Lua script per
+//! endpoint (check), every key of which shares the endpoint's hash tag, so the store is Redis
+//! Cluster safe; the scripts of one batch go in one pipeline (one round trip). Exactly-once
+//! holds per endpoint: each script checks and moves that endpoint's (prober, epoch) watermark
+//! atomically with its increments, so a batch that was only partly applied before a failure
+//! is completed by its resend, and never counted twice. The key schema is in [`crate::keys`].
+//!
+//! Reads of minute rollups go through a cache of decoded hours: a cached hour is reused while
+//! its hourly rollup's `n` (which every write to one of its minutes increments, in the same
+//! script) is unchanged, so a dashboard refresh reads one small counter per (series, hour)
+//! and only the minutes of hours that changed.
 //!
 //! Every call is bounded by the configured response timeout, reconnecting included, so a dead
 //! Redis turns into [`StoreError::Unavailable`] quickly instead of a hung caller. The
 //! connection manager reconnects on the next call after a failure; callers never reconnect.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use mixmon_config::Secret;
-use mixmon_model::{Minute, Rollup, RollupDelta, SeriesKey};
+use mixmon_model::{CheckId, Hour, Minute, Phase, RawRecord, Region, Rollup, RollupDelta, SeriesKey, RECORDS_KEPT};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Value};
 
 use crate::keys::{self, field, field::Field};
-use crate::{ApplyOutcome, BatchId, Store, StoreError};
+use crate::{ApplyOutcome, BatchId, RollupBlock, Store, StoreError};
 
 /// Reads longer than this are refused: no dashboard needs more than a month per request.
 pub const MAX_READ_MINUTES: i64 = 31 * 24 * 60;
@@ -37,6 +46,8 @@ pub struct RedisStoreConfig {
     pub response_timeout: Duration,
     /// Upper bound on establishing one connection.
     pub connect_timeout: Duration,
+    /// Decoded (series, hour) blocks kept for reads; 0 disables the cache.
+    pub read_cache_hours: usize,
 }
 
 impl RedisStoreConfig {
@@ -45,6 +56,7 @@ impl RedisStoreConfig {
             url: Secret::new(url),
             response_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            read_cache_hours: DEFAULT_READ_CACHE_HOURS,
         }
     }
 }
@@ -70,19 +82,22 @@ pub fn redact_url(url: &str) -> String {
     format!("{}{shown_user}{}", &url[..scheme_end], &url[scheme_end + at..])
 }
 
-/// The batch script. Atomic because Redis runs a script without interleaving other commands.
+/// The per-endpoint batch script. Atomic because Redis runs a script without interleaving
+/// other commands; every key shares the endpoint's hash tag, so it runs on one cluster node.
 ///
 /// Layout:
-/// - `KEYS[1]` watermark key, `KEYS[2]` series index set, `KEYS[3..]` one rollup hash per
-///   (series, minute) in the delta.
-/// - `ARGV[1]` batch seq (decimal u64), `ARGV[2]` watermark TTL s, `ARGV[3]` series index TTL s,
-///   `ARGV[4]` = S, the number of series members, `ARGV[5 .. 4+S]` the members;
-///   then for each rollup key, in `KEYS` order: its `EXPIREAT` unix seconds, F = its number of
-///   fields, then F (field, increment) pairs.
+/// - `KEYS[1]` the endpoint's watermark for (prober, epoch), `KEYS[2]` the endpoint's region
+///   set, then U rollup hashes (per (region, minute) and per (region, hour)), then one raw
+///   record list per region.
+/// - `ARGV[1]` batch seq (decimal u64), `ARGV[2]` watermark TTL s, `ARGV[3]` region set and
+///   record list TTL s, `ARGV[4]` records kept per list, `ARGV[5]` = U, `ARGV[6]` = R, the
+///   number of regions, `ARGV[7 .. 6+R]` the regions; then for each rollup key, in `KEYS`
+///   order: its `EXPIREAT` unix seconds, F = its number of fields, then F (field, increment)
+///   pairs; then for each record list: N, then N encoded records, oldest first.
 ///
 /// Returns 1 when applied, 0 when `seq` is at or below the watermark (a resend). Key types are
-/// checked before the first write, so a foreign value at one of our keys fails the whole batch
-/// instead of leaving it half-applied.
+/// checked before the first write, so a foreign value at one of our keys fails the endpoint's
+/// whole script instead of leaving it half-applied.
 const APPLY_SCRIPT: &str = r#"
 local function seq_le(a, b)
   -- u64 values exceed Lua's exact number range (2^53): compare decimal strings instead.
@@ -92,40 +107,111 @@ end
 local seq = ARGV[1]
 local mark = redis.call('GET', KEYS[1])
 if mark and seq_le(seq, mark) then return 0 end
+local rollups = tonumber(ARGV[5])
 for k = 3, #KEYS do
   local t = redis.call('TYPE', KEYS[k])['ok']
-  if t ~= 'none' and t ~= 'hash' then
-    return redis.error_reply('WRONGTYPE rollup key ' .. KEYS[k] .. ' holds a ' .. t)
+  local want = 'hash'
+  if k > 2 + rollups then want = 'list' end
+  if t ~= 'none' and t ~= want then
+    return redis.error_reply('WRONGTYPE key ' .. KEYS[k] .. ' holds a ' .. t)
   end
 end
 redis.call('SET', KEYS[1], seq, 'EX', ARGV[2])
-local members = tonumber(ARGV[4])
-if members > 0 then
-  -- Chunked: unpack() of thousands of values would overflow Lua's C stack.
-  for first = 5, 4 + members, 500 do
-    redis.call('SADD', KEYS[2], unpack(ARGV, first, math.min(first + 499, 4 + members)))
-  end
+local regions = tonumber(ARGV[6])
+if regions > 0 then
+  redis.call('SADD', KEYS[2], unpack(ARGV, 7, 6 + regions))
   redis.call('EXPIRE', KEYS[2], ARGV[3])
 end
-local i = 5 + members
-for k = 3, #KEYS do
+local i = 7 + regions
+for k = 3, 2 + rollups do
+  local key = KEYS[k]
   local expire_at = ARGV[i]
   local fields = tonumber(ARGV[i + 1])
   i = i + 2
   for _ = 1, fields do
-    redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1])
+    redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1])
     i = i + 2
   end
-  redis.call('EXPIREAT', KEYS[k], expire_at)
+  redis.call('EXPIREAT', key, expire_at)
+end
+for k = 3 + rollups, #KEYS do
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  -- Chunked: unpack() of thousands of values would overflow Lua's C stack.
+  for first = i, i + n - 1, 500 do
+    redis.call('LPUSH', KEYS[k], unpack(ARGV, first, math.min(first + 499, i + n - 1)))
+  end
+  i = i + n
+  redis.call('LTRIM', KEYS[k], 0, tonumber(ARGV[4]) - 1)
+  redis.call('EXPIRE', KEYS[k], ARGV[3])
 end
 return 1
 "#;
+
+/// Largest number of regions one script call may name (Lua's `unpack` limit is far above).
+const MAX_REGIONS_PER_SCRIPT: usize = 500;
+
+/// How often a writer renews a check's membership (and the TTL) of [`keys::CHECKS`].
+const CHECKS_INDEX_RENEW: Duration = Duration::from_secs(600);
+
+/// Default number of decoded (series, hour) blocks the read cache keeps. One block is 60
+/// minute rollups, a few tens of KiB with typical sketches, so the default stays under about
+/// a hundred MiB while holding two days (a 24 h dashboard and its uptime lead) of 24 series.
+pub const DEFAULT_READ_CACHE_HOURS: usize = 2_048;
+
+/// Decoded minute rollups of one (series, hour), shared between the cache and readers.
+type Minutes = Arc<Vec<(Minute, Rollup)>>;
+
+/// The decoded minutes of one (series, hour), and the hourly `n` they were read at.
+struct CachedHour {
+    version: u64,
+    minutes: Arc<Vec<(Minute, Rollup)>>,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct HourCache {
+    entries: HashMap<(SeriesKey, Hour), CachedHour>,
+    clock: u64,
+}
+
+impl HourCache {
+    fn get(&mut self, key: &(SeriesKey, Hour), version: u64) -> Option<Arc<Vec<(Minute, Rollup)>>> {
+        self.clock += 1;
+        let clock = self.clock;
+        let entry = self.entries.get_mut(key)?;
+        if entry.version != version {
+            return None;
+        }
+        entry.last_used = clock;
+        Some(entry.minutes.clone())
+    }
+
+    fn put(&mut self, key: (SeriesKey, Hour), version: u64, minutes: Arc<Vec<(Minute, Rollup)>>, capacity: usize) {
+        if capacity == 0 {
+            return;
+        }
+        self.clock += 1;
+        if self.entries.len() >= capacity && !self.entries.contains_key(&key) {
+            // Evict the least recently used quarter at once, so eviction is amortised.
+            let mut stamps: Vec<u64> = self.entries.values().map(|e| e.last_used).collect();
+            stamps.sort_unstable();
+            let cut = stamps[(stamps.len() / 4).min(stamps.len() - 1)];
+            self.entries.retain(|_, e| e.last_used > cut);
+        }
+        self.entries.insert(key, CachedHour { version, minutes, last_used: self.clock });
+    }
+}
 
 pub struct RedisStore {
     connection: ConnectionManager,
     apply_script: redis::Script,
     response_timeout: Duration,
     shown_url: String,
+    cache: Mutex<HourCache>,
+    cache_capacity: usize,
+    /// When this process last added each check to [`keys::CHECKS`].
+    checks_written: Mutex<HashMap<CheckId, Instant>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -169,6 +255,9 @@ impl RedisStore {
             apply_script: redis::Script::new(APPLY_SCRIPT),
             response_timeout: config.response_timeout,
             shown_url,
+            cache: Mutex::new(HourCache::default()),
+            cache_capacity: config.read_cache_hours,
+            checks_written: Mutex::new(HashMap::new()),
         })
     }
 
@@ -186,6 +275,20 @@ impl RedisStore {
                 self.shown_url, self.response_timeout
             ))),
         }
+    }
+
+    /// The server's `INFO <section>` text, for benchmarks and diagnostics (command counts,
+    /// memory); never parsed by the store itself.
+    pub async fn server_info(&self, section: &str) -> Result<String, StoreError> {
+        let mut connection = self.connection.clone();
+        self.bounded("info", async {
+            redis::cmd("INFO")
+                .arg(section)
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| self.map_error("info", None, &e))
+        })
+        .await
     }
 
     fn map_error(&self, what: &str, key: Option<&str>, e: &RedisError) -> StoreError {
@@ -232,7 +335,8 @@ fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
 /// The (field, increment) pairs of one rollup. `n` is always written, so every rollup in a
 /// delta has a hash, as it has an entry in the memory store.
 fn rollup_fields(rollup: &Rollup) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut fields = vec![(field::TOTAL.to_string(), to_i64(rollup.total, "total")?)];
+    let mut fields = Vec::with_capacity(8 + rollup.failures.len() + rollup.latency.buckets().size_hint().0);
+    fields.push((field::TOTAL.to_string(), to_i64(rollup.total, "total")?));
     let mut push = |name: String, value: u64| -> Result<(), StoreError> {
         if value > 0 {
             fields.push((name, to_i64(value, "count")?));
@@ -244,6 +348,10 @@ fn rollup_fields(rollup: &Rollup) -> Result<Vec<(String, i64)>, StoreError> {
     for (kind, n) in &rollup.failures {
         push(field::failure(*kind), *n)?;
     }
+    for phase in Phase::ALL {
+        push(field::phase_sum(phase), rollup.phases.sum_us[phase as usize])?;
+        push(field::phase_count(phase), rollup.phases.count[phase as usize])?;
+    }
     push(field::ZERO_BUCKET.to_string(), rollup.latency.zero_count())?;
     for (index, n) in rollup.latency.buckets() {
         push(field::bucket(index), n)?;
@@ -251,28 +359,96 @@ fn rollup_fields(rollup: &Rollup) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(fields)
 }
 
-fn invocation_for<'a>(
-    script: &'a redis::Script,
-    batch: &BatchId,
-    delta: &RollupDelta,
-) -> Result<redis::ScriptInvocation<'a>, StoreError> {
-    let mut invocation = script.prepare_invoke();
-    invocation.key(keys::watermark(&batch.prober, batch.epoch)).key(keys::SERIES_INDEX);
-    invocation.arg(batch.seq.to_string()).arg(keys::WATERMARK_TTL_SECONDS).arg(keys::SERIES_INDEX_TTL_SECONDS);
-    let members: BTreeSet<String> = delta.rollups.keys().map(|(series, _)| keys::series_member(series)).collect();
-    invocation.arg(members.len());
-    for member in &members {
-        invocation.arg(member);
-    }
+/// One endpoint's share of a batch: its minute rollups, and the hourly rollups they add up to.
+struct EndpointDelta<'a> {
+    check: &'a CheckId,
+    minutes: Vec<(&'a SeriesKey, Minute, &'a Rollup)>,
+    records: Vec<(&'a SeriesKey, &'a [RawRecord])>,
+}
+
+/// Splits a delta by endpoint; the delta is sorted by series, so by check first.
+fn by_endpoint(delta: &RollupDelta) -> Vec<EndpointDelta<'_>> {
+    let mut out: Vec<EndpointDelta<'_>> = Vec::new();
     for ((series, minute), rollup) in &delta.rollups {
-        invocation.key(keys::rollup(series, *minute));
-        let fields = rollup_fields(rollup)?;
-        invocation.arg(keys::rollup_expire_at(*minute)).arg(fields.len());
-        for (name, increment) in fields {
-            invocation.arg(name).arg(increment);
+        match out.last_mut() {
+            Some(last) if last.check == &series.check => last.minutes.push((series, *minute, rollup)),
+            _ => out.push(EndpointDelta {
+                check: &series.check,
+                minutes: vec![(series, *minute, rollup)],
+                records: Vec::new(),
+            }),
         }
     }
-    Ok(invocation)
+    for (series, records) in delta.records.iter().filter(|(_, r)| !r.is_empty()) {
+        match out.iter_mut().find(|part| part.check == &series.check) {
+            Some(part) => part.records.push((series, records)),
+            None => {
+                out.push(EndpointDelta { check: &series.check, minutes: Vec::new(), records: vec![(series, records)] })
+            }
+        }
+    }
+    out
+}
+
+/// The `EVALSHA` applying one endpoint's share of a batch.
+fn endpoint_command(sha: &str, batch: &BatchId, part: &EndpointDelta<'_>) -> Result<redis::Cmd, StoreError> {
+    let mut hours: BTreeMap<(&SeriesKey, Hour), Rollup> = BTreeMap::new();
+    for (series, minute, rollup) in &part.minutes {
+        hours.entry((*series, minute.hour())).or_default().merge(rollup);
+    }
+    let mut regions: Vec<&str> = part.minutes.iter().map(|(s, _, _)| s.region.as_str()).collect();
+    regions.extend(part.records.iter().map(|(s, _)| s.region.as_str()));
+    regions.sort_unstable();
+    regions.dedup();
+    if regions.len() > MAX_REGIONS_PER_SCRIPT {
+        return Err(StoreError::Invalid(format!(
+            "a batch naming {} regions for check {} exceeds {MAX_REGIONS_PER_SCRIPT}",
+            regions.len(),
+            part.check
+        )));
+    }
+    let mut keys = Vec::with_capacity(2 + part.minutes.len() + hours.len() + part.records.len());
+    keys.push(keys::watermark(part.check, &batch.prober, batch.epoch));
+    keys.push(keys::regions(part.check));
+    let mut args: Vec<Vec<u8>> = vec![
+        batch.seq.to_string().into_bytes(),
+        keys::WATERMARK_TTL_SECONDS.to_string().into_bytes(),
+        keys::SERIES_INDEX_TTL_SECONDS.to_string().into_bytes(),
+        RECORDS_KEPT.to_string().into_bytes(),
+        (part.minutes.len() + hours.len()).to_string().into_bytes(),
+        regions.len().to_string().into_bytes(),
+    ];
+    args.extend(regions.iter().map(|r| r.as_bytes().to_vec()));
+    let mut push_rollup = |key: String, expire_at: i64, rollup: &Rollup| -> Result<(), StoreError> {
+        keys.push(key);
+        let fields = rollup_fields(rollup)?;
+        args.push(expire_at.to_string().into_bytes());
+        args.push(fields.len().to_string().into_bytes());
+        for (name, increment) in fields {
+            args.push(name.into_bytes());
+            args.push(increment.to_string().into_bytes());
+        }
+        Ok(())
+    };
+    for (series, minute, rollup) in &part.minutes {
+        push_rollup(keys::rollup(series, *minute), keys::rollup_expire_at(*minute), rollup)?;
+    }
+    for ((series, hour), rollup) in &hours {
+        push_rollup(keys::rollup_hour(series, *hour), keys::rollup_hour_expire_at(*hour), rollup)?;
+    }
+    for (series, records) in &part.records {
+        keys.push(keys::records(series));
+        // Only the newest ones can survive the trim: send no more than are kept.
+        let newest = &records[records.len().saturating_sub(RECORDS_KEPT)..];
+        args.push(newest.len().to_string().into_bytes());
+        args.extend(newest.iter().map(|r| r.encode().into_bytes()));
+    }
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(sha).arg(keys.len()).arg(&keys);
+    for arg in &args {
+        cmd.arg(arg.as_slice());
+    }
+    Ok(cmd)
 }
 
 /// A hash's (field, value) pairs as raw bytes.
@@ -337,29 +513,250 @@ fn decode_rollup(key: &str, pairs: HashPairs) -> Result<Option<Rollup>, StoreErr
             }
             Field::ZeroBucket => rollup.latency.add_zero(count),
             Field::Bucket(index) => rollup.latency.add_bucket(index, count),
+            Field::PhaseSum(phase) => rollup.phases.sum_us[phase as usize] = count,
+            Field::PhaseCount(phase) => rollup.phases.count[phase as usize] = count,
         }
     }
     Ok(Some(rollup))
 }
 
+impl RedisStore {
+    fn cache(&self) -> MutexGuard<'_, HourCache> {
+        // The cache holds only immutable decoded copies; a panic elsewhere cannot corrupt it.
+        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Checks to (re)announce in [`keys::CHECKS`] with this batch.
+    fn checks_to_announce(&self, parts: &[EndpointDelta<'_>]) -> Vec<CheckId> {
+        let written = self.checks_written.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        parts
+            .iter()
+            .filter(|p| written.get(p.check).is_none_or(|at| at.elapsed() > CHECKS_INDEX_RENEW))
+            .map(|p| p.check.clone())
+            .collect()
+    }
+
+    /// Sends a pipeline, returning one reply per command; a server error in one command is
+    /// its reply (`Value::ServerError`), not a failure of the whole call.
+    async fn pipeline(&self, what: &str, pipe: &redis::Pipeline, count: usize) -> Result<Vec<Value>, StoreError> {
+        if count == 0 {
+            // An empty pipeline would wait for replies that never come.
+            return Ok(Vec::new());
+        }
+        let mut connection = self.connection.clone();
+        let replies =
+            connection.req_packed_commands(pipe, 0, count).await.map_err(|e| self.map_error(what, None, &e))?;
+        if replies.len() != count {
+            return Err(StoreError::Unavailable(format!(
+                "redis answered {} of {count} {what} commands",
+                replies.len()
+            )));
+        }
+        Ok(replies)
+    }
+
+    async fn load_script(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(APPLY_SCRIPT)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.map_error("script load", None, &e))?;
+        Ok(())
+    }
+
+    /// `None` when Redis did not know the script (after a restart): the caller loads it and
+    /// applies again; endpoints whose script ran are then recognised by their watermark.
+    async fn apply_parts(
+        &self,
+        batch: &BatchId,
+        parts: &[EndpointDelta<'_>],
+    ) -> Result<Option<ApplyOutcome>, StoreError> {
+        let announce = self.checks_to_announce(parts);
+        let sha = self.apply_script.get_hash();
+        let mut pipe = redis::pipe();
+        let mut count = 0;
+        if !announce.is_empty() {
+            // Idempotent and outside the exactly-once path: a check listed a little early is
+            // harmless, and it is written before its data.
+            pipe.cmd("SADD").arg(keys::CHECKS).arg(announce.iter().map(|c| c.as_str()).collect::<Vec<_>>());
+            pipe.cmd("EXPIRE").arg(keys::CHECKS).arg(keys::SERIES_INDEX_TTL_SECONDS);
+            count += 2;
+        }
+        let first_script = count;
+        for part in parts {
+            pipe.add_command(endpoint_command(sha, batch, part)?);
+            count += 1;
+        }
+        let replies = self.pipeline("apply_batch", &pipe, count).await?;
+        let mut applied = false;
+        let mut no_script = false;
+        let mut first_error = None;
+        for (i, reply) in replies.into_iter().enumerate() {
+            match reply {
+                Value::ServerError(e) => {
+                    let e = RedisError::from(e);
+                    if e.kind() == ErrorKind::NoScriptError {
+                        no_script = true;
+                    } else if first_error.is_none() {
+                        first_error = Some(self.map_error("apply_batch", None, &e));
+                    }
+                }
+                Value::Int(1) if i >= first_script => applied = true,
+                Value::Int(0) if i >= first_script => {}
+                other if i >= first_script => {
+                    return Err(StoreError::Corrupt {
+                        key: keys::watermark(parts[i - first_script].check, &batch.prober, batch.epoch),
+                        reason: format!("apply script returned {other:?}"),
+                    })
+                }
+                _ => {}
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        if no_script {
+            return Ok(None);
+        }
+        if !announce.is_empty() {
+            let mut written = self.checks_written.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let now = Instant::now();
+            for check in announce {
+                written.insert(check, now);
+            }
+        }
+        Ok(Some(if applied { ApplyOutcome::Applied } else { ApplyOutcome::Duplicate }))
+    }
+
+    /// Reads and decodes the minute hashes of `(series, hour)` blocks, one pipeline per slice.
+    async fn read_minute_blocks(&self, blocks: &[(SeriesKey, Hour)]) -> Result<Vec<Vec<(Minute, Rollup)>>, StoreError> {
+        let wanted: Vec<(usize, Minute, String)> = blocks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (s, h))| {
+                (h.first_minute().0..h.end_minute().0).map(move |m| (i, Minute(m), keys::rollup(s, Minute(m))))
+            })
+            .collect();
+        let mut out = vec![Vec::new(); blocks.len()];
+        for slice in wanted.chunks(READ_PIPELINE_KEYS) {
+            let mut pipe = redis::pipe();
+            for (_, _, key) in slice {
+                pipe.cmd("HGETALL").arg(key);
+            }
+            let replies = self.pipeline("read_rollups", &pipe, slice.len()).await?;
+            for ((index, minute, key), reply) in slice.iter().zip(replies) {
+                if let Value::ServerError(e) = reply {
+                    let e = RedisError::from(e);
+                    return Err(self.map_error("read_rollups", Some(key), &e));
+                }
+                let pairs = hash_pairs(reply).map_err(|reason| StoreError::Corrupt { key: key.clone(), reason })?;
+                if let Some(rollup) = decode_rollup(key, pairs)? {
+                    out[*index].push((*minute, rollup));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `n` of each hourly rollup (0 when absent): the version of its minutes.
+    async fn hour_versions(&self, blocks: &[(SeriesKey, Hour)]) -> Result<Vec<u64>, StoreError> {
+        let mut versions = Vec::with_capacity(blocks.len());
+        for slice in blocks.chunks(READ_PIPELINE_KEYS) {
+            let mut pipe = redis::pipe();
+            for (series, hour) in slice {
+                pipe.cmd("HGET").arg(keys::rollup_hour(series, *hour)).arg(field::TOTAL);
+            }
+            let replies = self.pipeline("read_rollups", &pipe, slice.len()).await?;
+            for ((series, hour), reply) in slice.iter().zip(replies) {
+                let key = keys::rollup_hour(series, *hour);
+                let version = match reply {
+                    Value::Nil => 0,
+                    Value::BulkString(b) => {
+                        std::str::from_utf8(&b).ok().and_then(|v| v.parse().ok()).ok_or_else(|| {
+                            StoreError::Corrupt { key: key.clone(), reason: "n is not a non-negative integer".into() }
+                        })?
+                    }
+                    Value::ServerError(e) => {
+                        let e = RedisError::from(e);
+                        return Err(self.map_error("read_rollups", Some(&key), &e));
+                    }
+                    other => return Err(StoreError::Corrupt { key, reason: format!("unexpected reply {other:?}") }),
+                };
+                versions.push(version);
+            }
+        }
+        Ok(versions)
+    }
+
+    /// The decoded minutes of each block: from the cache when its version is unchanged, else
+    /// read (and cached). Hours without an hourly rollup are read but never cached.
+    async fn minute_blocks(&self, blocks: &[(SeriesKey, Hour)]) -> Result<Vec<Minutes>, StoreError> {
+        // Versions first, then minutes: data read after its version can only be newer, which
+        // costs a re-read next time, never a stale answer.
+        let versions = if self.cache_capacity > 0 { self.hour_versions(blocks).await? } else { vec![0; blocks.len()] };
+        let mut out: Vec<Option<Minutes>> = Vec::with_capacity(blocks.len());
+        let mut missing = Vec::new();
+        {
+            let mut cache = self.cache();
+            for (i, (block, version)) in blocks.iter().zip(&versions).enumerate() {
+                let hit = if *version > 0 { cache.get(block, *version) } else { None };
+                if hit.is_none() {
+                    missing.push(i);
+                }
+                out.push(hit);
+            }
+        }
+        if !missing.is_empty() {
+            let wanted: Vec<(SeriesKey, Hour)> = missing.iter().map(|i| blocks[*i].clone()).collect();
+            let read = self.read_minute_blocks(&wanted).await?;
+            let mut cache = self.cache();
+            for ((i, block), minutes) in missing.iter().zip(wanted).zip(read) {
+                let minutes = Arc::new(minutes);
+                if versions[*i] > 0 {
+                    cache.put(block, versions[*i], minutes.clone(), self.cache_capacity);
+                }
+                out[*i] = Some(minutes);
+            }
+        }
+        Ok(out.into_iter().map(|b| b.unwrap_or_default()).collect())
+    }
+}
+
+/// Refuses reads beyond the limits: `span` periods of `unit_minutes` each, over `series` series.
+fn check_read(series: usize, span: i64, unit_minutes: i64) -> Result<(), StoreError> {
+    let minutes = span.saturating_mul(unit_minutes);
+    if minutes > MAX_READ_MINUTES {
+        return Err(StoreError::Invalid(format!(
+            "read of {minutes} minutes is longer than the limit of {MAX_READ_MINUTES} (31 days)"
+        )));
+    }
+    let key_count = usize::try_from(span).unwrap_or(usize::MAX).saturating_mul(series);
+    if key_count > MAX_READ_KEYS {
+        return Err(StoreError::Invalid(format!(
+            "read of {series} series x {span} periods = {key_count} rollups exceeds the limit of {MAX_READ_KEYS}"
+        )));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for RedisStore {
     async fn apply_batch(&self, batch: &BatchId, delta: &RollupDelta) -> Result<ApplyOutcome, StoreError> {
-        let invocation = invocation_for(&self.apply_script, batch, delta)?;
-        let mut connection = self.connection.clone();
+        let parts = by_endpoint(delta);
+        if parts.is_empty() {
+            // Nothing to store (every result refused): nothing to make exactly-once either.
+            return Ok(ApplyOutcome::Applied);
+        }
         self.bounded("apply_batch", async {
-            // EVALSHA; the script is loaded (and the call repeated) only when Redis lost it,
-            // after a restart.
-            let applied: i64 =
-                invocation.invoke_async(&mut connection).await.map_err(|e| self.map_error("apply_batch", None, &e))?;
-            match applied {
-                1 => Ok(ApplyOutcome::Applied),
-                0 => Ok(ApplyOutcome::Duplicate),
-                other => Err(StoreError::Corrupt {
-                    key: keys::watermark(&batch.prober, batch.epoch),
-                    reason: format!("apply script returned {other}"),
-                }),
+            if let Some(outcome) = self.apply_parts(batch, &parts).await? {
+                return Ok(outcome);
             }
+            self.load_script().await?;
+            self.apply_parts(batch, &parts).await?.ok_or_else(|| {
+                StoreError::Unavailable(format!("redis at {} keeps losing the apply script", self.shown_url))
+            })
         })
         .await
     }
@@ -373,51 +770,75 @@ impl Store for RedisStore {
         if from >= to {
             return Ok(vec![Vec::new(); series.len()]);
         }
-        let minutes = to.0 - from.0;
-        if minutes > MAX_READ_MINUTES {
-            return Err(StoreError::Invalid(format!(
-                "read of {minutes} minutes is longer than the limit of {MAX_READ_MINUTES} (31 days)"
-            )));
+        check_read(series.len(), to.0 - from.0, 1)?;
+        let hours: Vec<Hour> = (Hour::floor(from).0..Hour::ceil(to).0).map(Hour).collect();
+        let blocks: Vec<(SeriesKey, Hour)> =
+            series.iter().flat_map(|s| hours.iter().map(move |h| (s.clone(), *h))).collect();
+        let read = self.bounded("read_rollups", self.minute_blocks(&blocks)).await?;
+        let mut result = vec![Vec::new(); series.len()];
+        for ((i, _), minutes) in (0..series.len()).flat_map(|i| hours.iter().map(move |h| (i, h))).zip(read) {
+            result[i].extend(minutes.iter().filter(|(m, _)| *m >= from && *m < to).cloned());
         }
-        let key_count = usize::try_from(minutes).unwrap_or(usize::MAX).saturating_mul(series.len());
-        if key_count > MAX_READ_KEYS {
-            return Err(StoreError::Invalid(format!(
-                "read of {} series x {minutes} minutes = {key_count} rollups exceeds the limit of {MAX_READ_KEYS}",
-                series.len()
-            )));
+        Ok(result)
+    }
+
+    async fn read_rollup_blocks(
+        &self,
+        series: &[SeriesKey],
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<Vec<RollupBlock>>, StoreError> {
+        if from >= to {
+            return Ok(vec![Vec::new(); series.len()]);
         }
-        let wanted: Vec<(usize, Minute, String)> = series
+        check_read(series.len(), to.0 - from.0, 1)?;
+        let hours: Vec<Hour> = (Hour::floor(from).0..Hour::ceil(to).0).map(Hour).collect();
+        let blocks: Vec<(SeriesKey, Hour)> =
+            series.iter().flat_map(|s| hours.iter().map(move |h| (s.clone(), *h))).collect();
+        let mut read = self.bounded("read_rollups", self.minute_blocks(&blocks)).await?.into_iter();
+        Ok(series
+            .iter()
+            .map(|_| {
+                hours
+                    .iter()
+                    .zip(read.by_ref())
+                    .map(|(h, minutes)| RollupBlock { from: h.first_minute(), to: h.end_minute(), minutes })
+                    .collect()
+            })
+            .collect())
+    }
+
+    async fn read_hourly(
+        &self,
+        series: &[SeriesKey],
+        from: Hour,
+        to: Hour,
+    ) -> Result<Vec<Vec<(Hour, Rollup)>>, StoreError> {
+        if from >= to {
+            return Ok(vec![Vec::new(); series.len()]);
+        }
+        check_read(series.len(), to.0 - from.0, 60)?;
+        let wanted: Vec<(usize, Hour, String)> = series
             .iter()
             .enumerate()
-            .flat_map(|(i, s)| (from.0..to.0).map(move |m| (i, Minute(m), keys::rollup(s, Minute(m)))))
+            .flat_map(|(i, s)| (from.0..to.0).map(move |h| (i, Hour(h), keys::rollup_hour(s, Hour(h)))))
             .collect();
         let mut result = vec![Vec::new(); series.len()];
-        let mut connection = self.connection.clone();
-        self.bounded("read_rollups", async {
+        self.bounded("read_hourly", async {
             for slice in wanted.chunks(READ_PIPELINE_KEYS) {
                 let mut pipe = redis::pipe();
                 for (_, _, key) in slice {
                     pipe.cmd("HGETALL").arg(key);
                 }
-                let replies = connection
-                    .req_packed_commands(&pipe, 0, slice.len())
-                    .await
-                    .map_err(|e| self.map_error("read_rollups", None, &e))?;
-                if replies.len() != slice.len() {
-                    return Err(StoreError::Unavailable(format!(
-                        "redis answered {} of {} reads",
-                        replies.len(),
-                        slice.len()
-                    )));
-                }
-                for ((index, minute, key), reply) in slice.iter().zip(replies) {
+                let replies = self.pipeline("read_hourly", &pipe, slice.len()).await?;
+                for ((index, hour, key), reply) in slice.iter().zip(replies) {
                     if let Value::ServerError(e) = reply {
                         let e = RedisError::from(e);
-                        return Err(self.map_error("read_rollups", Some(key), &e));
+                        return Err(self.map_error("read_hourly", Some(key), &e));
                     }
                     let pairs = hash_pairs(reply).map_err(|reason| StoreError::Corrupt { key: key.clone(), reason })?;
                     if let Some(rollup) = decode_rollup(key, pairs)? {
-                        result[*index].push((*minute, rollup));
+                        result[*index].push((*hour, rollup));
                     }
                 }
             }
@@ -427,30 +848,77 @@ impl Store for RedisStore {
         Ok(result)
     }
 
-    async fn list_series(&self) -> Result<Vec<SeriesKey>, StoreError> {
+    async fn read_records(&self, series: &SeriesKey, limit: usize) -> Result<Vec<RawRecord>, StoreError> {
+        let limit = limit.min(RECORDS_KEPT);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let key = keys::records(series);
         let mut connection = self.connection.clone();
-        let members: Vec<Vec<u8>> = self
-            .bounded("list_series", async {
-                redis::cmd("SMEMBERS")
-                    .arg(keys::SERIES_INDEX)
+        let texts: Vec<Vec<u8>> = self
+            .bounded("read_records", async {
+                redis::cmd("LRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(limit - 1)
                     .query_async(&mut connection)
                     .await
-                    .map_err(|e| self.map_error("list_series", Some(keys::SERIES_INDEX), &e))
+                    .map_err(|e| self.map_error("read_records", Some(&key), &e))
             })
             .await?;
-        let mut series: Vec<SeriesKey> = members
+        texts
             .iter()
-            .filter_map(|member| {
-                let text = String::from_utf8_lossy(member);
-                match keys::parse_series_member(&text) {
-                    Ok(series) => Some(series),
-                    Err(e) => {
-                        tracing::warn!(key = keys::SERIES_INDEX, error = %e, "skipping unreadable series member");
-                        None
-                    }
+            .map(|text| {
+                std::str::from_utf8(text)
+                    .ok()
+                    .and_then(|t| RawRecord::decode(t).ok())
+                    .ok_or_else(|| StoreError::Corrupt { key: key.clone(), reason: "unreadable raw record".into() })
+            })
+            .collect()
+    }
+
+    async fn list_series(&self) -> Result<Vec<SeriesKey>, StoreError> {
+        let mut connection = self.connection.clone();
+        let checks: Vec<Vec<u8>> = self
+            .bounded("list_series", async {
+                redis::cmd("SMEMBERS")
+                    .arg(keys::CHECKS)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|e| self.map_error("list_series", Some(keys::CHECKS), &e))
+            })
+            .await?;
+        let checks: Vec<CheckId> = checks
+            .iter()
+            .filter_map(|member| match CheckId::new(String::from_utf8_lossy(member).into_owned()) {
+                Ok(check) => Some(check),
+                Err(e) => {
+                    tracing::warn!(key = keys::CHECKS, error = %e, "skipping unreadable check id");
+                    None
                 }
             })
             .collect();
+        let mut pipe = redis::pipe();
+        for check in &checks {
+            pipe.cmd("SMEMBERS").arg(keys::regions(check));
+        }
+        let replies = self.bounded("list_series", self.pipeline("list_series", &pipe, checks.len())).await?;
+        let mut series = Vec::new();
+        for (check, reply) in checks.iter().zip(replies) {
+            let members: Vec<Vec<u8>> = match redis::from_redis_value(&reply) {
+                Ok(members) => members,
+                Err(e) => {
+                    tracing::warn!(key = keys::regions(check), error = %e, "skipping unreadable region set");
+                    continue;
+                }
+            };
+            for member in members {
+                match Region::new(String::from_utf8_lossy(&member).into_owned()) {
+                    Ok(region) => series.push(SeriesKey { check: check.clone(), region }),
+                    Err(e) => tracing::warn!(key = keys::regions(check), error = %e, "skipping unreadable region"),
+                }
+            }
+        }
         series.sort();
         series.dedup();
         Ok(series)
@@ -531,17 +999,28 @@ mod tests {
     }
 
     #[test]
-    fn script_invocation_builds_for_extreme_seqs() {
-        let series = SeriesKey { check: CheckId::new("api").unwrap(), region: Region::new("eu").unwrap() };
+    fn script_commands_build_for_extreme_seqs_and_split_by_endpoint() {
+        let series = |c: &str, r: &str| SeriesKey { check: CheckId::new(c).unwrap(), region: Region::new(r).unwrap() };
         let mut delta = RollupDelta::default();
-        let rollup = delta.rollups.entry((series.clone(), Minute(10))).or_default();
-        rollup.total = 2;
-        rollup.successes = 2;
+        for (c, r, m) in [("api", "eu", 10), ("api", "us", 10), ("api", "eu", 70), ("web", "eu", 10)] {
+            let rollup = delta.rollups.entry((series(c, r), Minute(m))).or_default();
+            rollup.total = 2;
+            rollup.successes = 2;
+        }
+        let parts = by_endpoint(&delta);
+        assert_eq!(
+            parts.iter().map(|p| (p.check.as_str(), p.minutes.len())).collect::<Vec<_>>(),
+            [("api", 3), ("web", 1)]
+        );
         let batch = BatchId { prober: mixmon_model::ProberId::new("p").unwrap(), epoch: 3, seq: u64::MAX };
-        let script = redis::Script::new(APPLY_SCRIPT);
         // Only checks that building succeeds for extreme values; the layout itself is exercised
         // against a real Redis in tests/conformance.rs.
-        assert!(invocation_for(&script, &batch, &delta).is_ok());
+        let cmd = endpoint_command("sha", &batch, &parts[0]).unwrap();
+        let packed = String::from_utf8_lossy(&cmd.get_packed_command()).into_owned();
+        // 2 + 3 minute keys + 3 hour keys (eu:0, us:0, eu:1), all with the endpoint's hash tag.
+        assert!(packed.contains("\r\n8\r\n"), "{packed}");
+        assert_eq!(packed.matches("{api}").count(), 8, "{packed}");
+        assert!(!packed.contains("{web}"));
     }
 
     #[test]

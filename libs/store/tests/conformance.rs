@@ -8,7 +8,9 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mixmon_model::{CheckId, FailureKind, Minute, ProberId, Region, Rollup, RollupDelta, SeriesKey};
+use mixmon_model::{
+    CheckId, FailureKind, Hour, Minute, ProberId, RawRecord, Region, Rollup, RollupDelta, SeriesKey, RECORDS_KEPT,
+};
 use mixmon_store::{
     keys, ApplyOutcome, BatchId, MemoryStore, RedisStore, RedisStoreConfig, Store, StoreError,
     ROLLUP_RETENTION_MINUTES, WATERMARK_RETENTION_SECONDS,
@@ -220,15 +222,96 @@ mod cases {
         assert_eq!(store.list_series().await.unwrap(), expected);
     }
 
-    pub async fn an_empty_batch_still_moves_the_watermark(store: &dyn Store) {
+    pub async fn an_empty_batch_is_applied_and_stores_nothing(store: &dyn Store) {
         let (s, m) = (series("api", "eu-west"), base());
         assert_eq!(
             store.apply_batch(&batch("p1", 1, 3), &RollupDelta::default()).await.unwrap(),
             ApplyOutcome::Applied
         );
-        let d = delta(&[(&s, m, simple_rollup(1, 1))]);
-        assert_eq!(store.apply_batch(&batch("p1", 1, 3), &d).await.unwrap(), ApplyOutcome::Duplicate);
         assert_eq!(store.list_series().await.unwrap(), vec![]);
+        let d = delta(&[(&s, m, simple_rollup(1, 1))]);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 4), &d).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 4), &d).await.unwrap(), ApplyOutcome::Duplicate);
+    }
+
+    /// Watermarks are per endpoint: a batch whose endpoints were all seen is a duplicate; one
+    /// that brings an endpoint not yet applied at that seq applies that endpoint only.
+    pub async fn a_resend_completes_a_partly_applied_batch_without_double_counting(store: &dyn Store) {
+        let (a, b, m) = (series("api", "eu-west"), series("web", "eu-west"), base());
+        // Seq 7 reached `api` only (as when the other endpoint's script failed).
+        store.apply_batch(&batch("p1", 1, 7), &delta(&[(&a, m, simple_rollup(2, 2))])).await.unwrap();
+        // Its resend carries both endpoints: `web` is applied, `api` is not counted again.
+        let whole = delta(&[(&a, m, simple_rollup(2, 2)), (&b, m, simple_rollup(3, 1))]);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 7), &whole).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 7), &whole).await.unwrap(), ApplyOutcome::Duplicate);
+        assert_eq!(read_one(store, &a, m, m.next()).await, vec![(m, simple_rollup(2, 2))]);
+        assert_eq!(read_one(store, &b, m, m.next()).await, vec![(m, simple_rollup(3, 1))]);
+    }
+
+    /// Hourly rollups are the sums of their minutes, across batches, and half-open by hour.
+    pub async fn hourly_rollups_add_up_their_minutes(store: &dyn Store) {
+        let s = series("api", "eu-west");
+        let hour = Minute(base().0 - 180).hour();
+        let first = hour.first_minute();
+        let entries = [
+            (first, rich_rollup(1)),
+            (Minute(first.0 + 59), simple_rollup(4, 3)),
+            (Minute(first.0 + 60), simple_rollup(5, 5)),
+        ];
+        for (seq, (minute, rollup)) in entries.iter().enumerate() {
+            let d = delta(&[(&s, *minute, rollup.clone())]);
+            store.apply_batch(&batch("p1", 1, seq as u64), &d).await.unwrap();
+        }
+        let mut first_hour = rich_rollup(1);
+        first_hour.merge(&simple_rollup(4, 3));
+        let read = store.read_hourly(std::slice::from_ref(&s), hour, Hour(hour.0 + 3)).await.unwrap();
+        assert_eq!(read, vec![vec![(hour, first_hour.clone()), (Hour(hour.0 + 1), simple_rollup(5, 5))]]);
+        let read = store.read_hourly(std::slice::from_ref(&s), hour, Hour(hour.0 + 1)).await.unwrap();
+        assert_eq!(read, vec![vec![(hour, first_hour)]]);
+        assert_eq!(store.read_hourly(std::slice::from_ref(&s), hour, hour).await.unwrap(), vec![vec![]]);
+    }
+
+    /// The latest raw records, newest first, trimmed to what is kept, never duplicated by a
+    /// resend.
+    pub async fn raw_records_keep_the_latest_once(store: &dyn Store) {
+        let (s, other, m) = (series("api", "eu-west"), series("api", "us-west"), base());
+        let record = |i: i64| RawRecord {
+            started_at_ms: m.start_ms() + i,
+            duration_us: (1_000 + i) as u64,
+            status_code: 200,
+            failure: (i % 7 == 0).then_some(FailureKind::Timeout),
+        };
+        let mut expected = Vec::new();
+        let per_batch = 400;
+        for seq in 0..3i64 {
+            let mut d = delta(&[(&s, m, simple_rollup(1, 1))]);
+            let records: Vec<RawRecord> = (seq * per_batch..(seq + 1) * per_batch).map(record).collect();
+            expected.extend(records.iter().copied());
+            d.records.insert(s.clone(), records);
+            d.records.insert(other.clone(), vec![record(-1)]);
+            let id = batch("p1", 1, seq as u64);
+            assert_eq!(store.apply_batch(&id, &d).await.unwrap(), ApplyOutcome::Applied);
+            assert_eq!(store.apply_batch(&id, &d).await.unwrap(), ApplyOutcome::Duplicate);
+        }
+        expected.reverse();
+        expected.truncate(RECORDS_KEPT);
+        assert_eq!(store.read_records(&s, 5_000).await.unwrap(), expected);
+        assert_eq!(store.read_records(&s, 3).await.unwrap(), expected[..3]);
+        assert_eq!(store.read_records(&other, 10).await.unwrap(), vec![record(-1); 3]);
+        assert_eq!(store.read_records(&series("web", "eu-west"), 10).await.unwrap(), vec![]);
+        assert_eq!(store.read_records(&s, 0).await.unwrap(), vec![]);
+    }
+
+    /// A read after new data sees it, however reads are cached.
+    pub async fn reads_see_every_applied_batch(store: &dyn Store) {
+        let (s, m) = (series("api", "eu-west"), base());
+        let mut expected = Rollup::default();
+        for seq in 1..=4u64 {
+            let d = delta(&[(&s, m, simple_rollup(seq, seq - 1))]);
+            store.apply_batch(&batch("p1", 1, seq), &d).await.unwrap();
+            expected.merge(&simple_rollup(seq, seq - 1));
+            assert_eq!(read_one(store, &s, Minute(m.0 - 90), m.next()).await, vec![(m, expected.clone())]);
+        }
     }
 }
 
@@ -269,7 +352,11 @@ conformance!(
     read_range_is_half_open_and_missing_minutes_are_absent,
     several_series_in_one_read_keep_their_order,
     list_series_is_sorted_and_complete,
-    an_empty_batch_still_moves_the_watermark,
+    an_empty_batch_is_applied_and_stores_nothing,
+    a_resend_completes_a_partly_applied_batch_without_double_counting,
+    hourly_rollups_add_up_their_minutes,
+    reads_see_every_applied_batch,
+    raw_records_keep_the_latest_once,
 );
 
 /// Direct access to the server, to look at what the store wrote.
@@ -286,16 +373,23 @@ async fn redis_keys_have_ttls_matching_their_retention() {
     let server = RedisServer::start().unwrap();
     let store = connect_redis_store(&server).await;
     let (s, m) = (series("api", "eu-west"), now_minute());
-    store.apply_batch(&batch("p1", 4, 1), &delta(&[(&s, m, simple_rollup(1, 1))])).await.unwrap();
+    let mut d = delta(&[(&s, m, simple_rollup(1, 1))]);
+    let record = RawRecord { started_at_ms: m.start_ms(), duration_us: 5, status_code: 200, failure: None };
+    d.records.insert(s.clone(), vec![record]);
+    store.apply_batch(&batch("p1", 4, 1), &d).await.unwrap();
     let mut conn = raw(&server).await;
 
     // The rollup expires at its minute's start + retention; `m` started under a minute ago.
     let retention = ROLLUP_RETENTION_MINUTES * 60;
     let rollup_ttl = ttl(&mut conn, &keys::rollup(&s, m)).await;
     assert!((retention - 120..=retention).contains(&rollup_ttl), "rollup TTL {rollup_ttl}, retention {retention}");
-    let index_ttl = ttl(&mut conn, keys::SERIES_INDEX).await;
-    assert!((retention - 60..=retention).contains(&index_ttl), "series index TTL {index_ttl}");
-    let watermark = keys::watermark(&ProberId::new("p1").unwrap(), 4);
+    let hour_ttl = ttl(&mut conn, &keys::rollup_hour(&s, m.hour())).await;
+    assert!((retention - 60..=retention + 3600).contains(&hour_ttl), "hourly rollup TTL {hour_ttl}");
+    for index in [keys::CHECKS.to_string(), keys::regions(&s.check), keys::records(&s)] {
+        let index_ttl = ttl(&mut conn, &index).await;
+        assert!((retention - 60..=retention).contains(&index_ttl), "{index} TTL {index_ttl}");
+    }
+    let watermark = keys::watermark(&s.check, &ProberId::new("p1").unwrap(), 4);
     let wm_ttl = ttl(&mut conn, &watermark).await;
     let wm_retention = i64::try_from(WATERMARK_RETENTION_SECONDS).unwrap();
     assert!((wm_retention - 60..=wm_retention).contains(&wm_ttl), "watermark TTL {wm_ttl}");
@@ -448,16 +542,19 @@ async fn corrupt_stored_data_is_reported_with_its_key() {
     let d = delta(&[(&fine, m, simple_rollup(1, 1)), (&other, m, simple_rollup(1, 1))]);
     let err = store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap_err();
     assert!(matches!(&err, StoreError::Corrupt { reason, .. } if reason.contains(&wrong)), "{err}");
-    assert_eq!(read_one(&store, &fine, m, m.next()).await, vec![], "nothing applied");
-    assert_eq!(
-        store.apply_batch(&batch("p1", 1, 1), &delta(&[(&fine, m, simple_rollup(1, 1))])).await.unwrap(),
-        ApplyOutcome::Applied,
-        "watermark not moved"
-    );
+    // Each endpoint is atomic: `fine` landed, the corrupt one changed nothing.
+    assert_eq!(read_one(&store, &fine, m, m.next()).await, vec![(m, simple_rollup(1, 1))]);
+    assert_eq!(redis::cmd("GET").arg(&wrong).query_async::<String>(&mut conn).await.unwrap(), "not a hash");
+    // Once the bad key is gone, the resend completes the batch; `fine` is not counted twice.
+    let _: () = redis::cmd("DEL").arg(&wrong).query_async(&mut conn).await.unwrap();
+    assert_eq!(store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap(), ApplyOutcome::Applied);
+    assert_eq!(store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap(), ApplyOutcome::Duplicate);
+    assert_eq!(read_one(&store, &fine, m, m.next()).await, vec![(m, simple_rollup(1, 1))]);
+    assert_eq!(read_one(&store, &other, m, m.next()).await, vec![(m, simple_rollup(1, 1))]);
 }
 
 #[tokio::test]
-async fn unknown_fields_are_ignored_and_bad_series_members_skipped() {
+async fn unknown_fields_are_ignored_and_bad_index_members_skipped() {
     let server = RedisServer::start().unwrap();
     let store = connect_redis_store(&server).await;
     let mut conn = raw(&server).await;
@@ -473,8 +570,8 @@ async fn unknown_fields_are_ignored_and_bad_series_members_skipped() {
         .await
         .unwrap();
     assert_eq!(read_one(&store, &s, m, m.next()).await, vec![(m, rich_rollup(1))]);
-    let _: () =
-        redis::cmd("SADD").arg(keys::SERIES_INDEX).arg("no-slash").arg("a b/c").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SADD").arg(keys::CHECKS).arg("a b").arg("{x}").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("SADD").arg(keys::regions(&s.check)).arg("bad region").query_async(&mut conn).await.unwrap();
     assert_eq!(store.list_series().await.unwrap(), vec![s]);
 }
 
@@ -491,4 +588,34 @@ async fn oversized_reads_are_refused() {
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
     // A full month of one series is allowed, and missing minutes are simply absent.
     assert_eq!(store.read_rollups(&one, m, Minute(m.0 + 31 * 24 * 60)).await.unwrap(), vec![vec![]]);
+}
+
+#[tokio::test]
+async fn reads_are_the_same_with_a_tiny_cache_and_without_one() {
+    let server = RedisServer::start().unwrap();
+    let connect = |hours: usize| {
+        let mut config = RedisStoreConfig::new(server.url());
+        config.read_cache_hours = hours;
+        RedisStore::connect(config)
+    };
+    let (uncached, tiny, roomy) = (connect(0).await.unwrap(), connect(2).await.unwrap(), connect(1000).await.unwrap());
+    let (a, b) = (series("api", "eu-west"), series("api", "us-west"));
+    let start = Minute(base().0 - 5 * 60);
+    let entries: Vec<(&SeriesKey, Minute, Rollup)> = (0..5 * 60)
+        .step_by(7)
+        .flat_map(|m| [(&a, Minute(start.0 + m), simple_rollup(3, 2)), (&b, Minute(start.0 + m + 1), rich_rollup(1))])
+        .collect();
+    uncached.apply_batch(&batch("p1", 1, 1), &delta(&entries)).await.unwrap();
+    let both = [a.clone(), b.clone()];
+    let expected = uncached.read_rollups(&both, start, base()).await.unwrap();
+    assert_eq!(expected[0].len() + expected[1].len(), entries.len());
+    for round in 0..3 {
+        assert_eq!(tiny.read_rollups(&both, start, base()).await.unwrap(), expected, "round {round}");
+        assert_eq!(roomy.read_rollups(&both, start, base()).await.unwrap(), expected, "round {round}");
+        let from = Minute(start.0 + 61 + round);
+        assert_eq!(
+            roomy.read_rollups(&both, from, base()).await.unwrap(),
+            uncached.read_rollups(&both, from, base()).await.unwrap()
+        );
+    }
 }

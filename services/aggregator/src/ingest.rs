@@ -1,6 +1,11 @@
 //! Turning a batch from the wire into rollup increments, refusing what must never be stored:
-//! results that do not decode, that name a check the catalogue does not have, or whose
-//! timestamp lies far in the future or beyond retention. Each refusal is counted by reason.
+//! results that do not decode, that name a check the catalogue does not have, whose
+//! timestamp lies far in the future or beyond retention, or whose timings are impossible
+//! (a duration far above the check's timeout, phases adding up to more than the duration),
+//! and batches above the size limit. Each refusal is counted by reason.
+//!
+//! Negative or NaN latencies cannot arrive: the wire carries durations as unsigned integer
+//! microseconds, so "impossible" means too large or inconsistent, which is checked here.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,6 +21,11 @@ pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60_000;
 /// Oldest result accepted: a day inside the 15-day retention, so nothing is written that
 /// would expire almost at once.
 pub const MAX_AGE_MS: i64 = 14 * 24 * 3_600_000;
+/// A probe may overrun its timeout a little (scheduling, the last read); beyond this slack
+/// its duration is not a measurement.
+pub const TIMEOUT_SLACK_MS: u64 = 1_000;
+/// Phases are timed separately from the total, so their sum may exceed it by rounding.
+pub const PHASE_SUM_SLACK_US: u64 = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
@@ -23,14 +33,20 @@ pub enum RejectReason {
     UnknownCheck,
     FutureTimestamp,
     StaleTimestamp,
+    /// A duration above the check's timeout plus slack, or phases summing above the duration.
+    ImpossibleLatency,
+    /// Every result of a batch above [`MAX_BATCH_RESULTS`].
+    OversizedBatch,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 4] = [
+    pub const ALL: [RejectReason; 6] = [
         RejectReason::Malformed,
         RejectReason::UnknownCheck,
         RejectReason::FutureTimestamp,
         RejectReason::StaleTimestamp,
+        RejectReason::ImpossibleLatency,
+        RejectReason::OversizedBatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +55,8 @@ impl RejectReason {
             RejectReason::UnknownCheck => "unknown_check",
             RejectReason::FutureTimestamp => "future_timestamp",
             RejectReason::StaleTimestamp => "stale_timestamp",
+            RejectReason::ImpossibleLatency => "impossible_latency",
+            RejectReason::OversizedBatch => "oversized_batch",
         }
     }
 }
@@ -50,7 +68,7 @@ pub struct IngestStats {
     pub batches_applied: AtomicU64,
     pub batches_duplicate: AtomicU64,
     pub batches_rejected: AtomicU64,
-    rejected: [AtomicU64; 4],
+    rejected: [AtomicU64; RejectReason::ALL.len()],
 }
 
 impl IngestStats {
@@ -70,18 +88,43 @@ pub struct Sorted {
     pub rejected: Vec<(RejectReason, u64)>,
 }
 
+/// Why one decoded result must not be stored, if it must not.
+fn refusal(result: &ProbeResult, catalogue: &Catalogue, now_ms: i64) -> Option<RejectReason> {
+    let Some(check) = catalogue.checks.get(&result.check_id) else { return Some(RejectReason::UnknownCheck) };
+    if result.started_at_ms > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
+        return Some(RejectReason::FutureTimestamp);
+    }
+    if result.started_at_ms < now_ms.saturating_sub(MAX_AGE_MS) {
+        return Some(RejectReason::StaleTimestamp);
+    }
+    let limit_us = (u64::from(check.timeout_ms) + TIMEOUT_SLACK_MS) * 1_000;
+    let p = &result.phases;
+    let phases_us =
+        [p.dns_us, p.connect_us, p.tls_us, p.first_byte_us, p.transfer_us].into_iter().fold(0u64, u64::saturating_add);
+    if result.duration_us > limit_us || phases_us > result.duration_us.saturating_add(PHASE_SUM_SLACK_US) {
+        return Some(RejectReason::ImpossibleLatency);
+    }
+    None
+}
+
 pub fn sort_batch(region: &Region, catalogue: &Catalogue, results: Vec<pb::ProbeResult>, now_ms: i64) -> Sorted {
     let mut sorted = Sorted::default();
-    let mut counts = [0u64; 4];
+    if results.len() > MAX_BATCH_RESULTS {
+        // The control plane refuses such a batch before it gets here; this keeps the limit
+        // true for every caller.
+        sorted.rejected = vec![(RejectReason::OversizedBatch, results.len() as u64)];
+        return sorted;
+    }
+    let mut counts = [0u64; RejectReason::ALL.len()];
     for raw in results {
         let reason = match ProbeResult::try_from(raw) {
             Err(_) => Some(RejectReason::Malformed),
-            Ok(result) if !catalogue.checks.contains_key(&result.check_id) => Some(RejectReason::UnknownCheck),
-            Ok(result) if result.started_at_ms > now_ms + MAX_FUTURE_SKEW_MS => Some(RejectReason::FutureTimestamp),
-            Ok(result) if result.started_at_ms < now_ms - MAX_AGE_MS => Some(RejectReason::StaleTimestamp),
             Ok(result) => {
-                sorted.delta.add(region, &result);
-                None
+                let reason = refusal(&result, catalogue, now_ms);
+                if reason.is_none() {
+                    sorted.delta.add(region, &result);
+                }
+                reason
             }
         };
         if let Some(reason) = reason {
@@ -109,6 +152,7 @@ mod tests {
                 url: "http://h".into(),
                 method: "GET".into(),
                 expected_status: vec![200],
+                ..HttpCheck::get("http://h")
             }),
         }])
     }
@@ -123,6 +167,7 @@ mod tests {
             status_code: if success { 200 } else { 0 },
             error: String::new(),
             phases: None,
+            details: None,
         }
     }
 
@@ -138,17 +183,40 @@ mod tests {
             result("api", now - MAX_AGE_MS - 1, true),
             result("bad id!", now, true),
             pb::ProbeResult { success: true, failure: pb::FailureKind::Dns as i32, ..result("api", now, true) },
+            pb::ProbeResult { duration_us: 2_000_001, ..result("api", now, true) },
+            pb::ProbeResult {
+                phases: Some(pb::PhaseTimings { connect_us: 50, first_byte_us: 1_100, ..Default::default() }),
+                ..result("api", now, true)
+            },
+            pb::ProbeResult { duration_us: 2_000_000, ..result("api", now, false) },
         ];
         let sorted = sort_batch(&region, &catalogue(), batch, now);
-        assert_eq!(sorted.delta.result_count(), 2);
+        assert_eq!(sorted.delta.result_count(), 3, "a timeout at timeout + slack is a measurement");
         assert_eq!(
             sorted.rejected,
             [
                 (RejectReason::Malformed, 2),
                 (RejectReason::UnknownCheck, 1),
                 (RejectReason::FutureTimestamp, 1),
-                (RejectReason::StaleTimestamp, 1)
+                (RejectReason::StaleTimestamp, 1),
+                (RejectReason::ImpossibleLatency, 2),
             ]
         );
+    }
+
+    #[test]
+    fn an_oversized_batch_is_refused_whole() {
+        let now = 1_700_000_000_000;
+        let batch = vec![result("api", now, true); MAX_BATCH_RESULTS + 1];
+        let sorted = sort_batch(&Region::new("eu").unwrap(), &catalogue(), batch, now);
+        assert!(sorted.delta.is_empty());
+        assert_eq!(sorted.rejected, [(RejectReason::OversizedBatch, MAX_BATCH_RESULTS as u64 + 1)]);
+        let sorted = sort_batch(
+            &Region::new("eu").unwrap(),
+            &catalogue(),
+            vec![result("api", now, true); MAX_BATCH_RESULTS],
+            now,
+        );
+        assert_eq!(sorted.delta.result_count(), MAX_BATCH_RESULTS as u64);
     }
 }

@@ -1,17 +1,25 @@
-//! Reads one output series' rollups and folds them, minute by minute, into what every metric
-//! needs: one merged rollup per point, one for the whole range (tables), and per-minute
-//! success counts with prefix sums for the rolling 24 h uptime. Reading happens in day-sized
-//! chunks so a 31-day query never holds a month of sketches at once, and each minute is read
-//! exactly once (the 24 h before the range included).
+//! Reads one output series' rollups and folds them into what every metric needs: one merged
+//! rollup per point, one for the whole range (tables only), and success counts with prefix
+//! sums for the rolling 24 h uptime.
+//!
+//! Resolution follows the step: a step of whole hours reads hourly rollups (a 15-day panel
+//! reads 360 hashes per series, not 21 600); any other step reads minutes, in day-sized chunks
+//! so a 31-day query never holds a month of sketches at once. A table's whole-range value is
+//! exact either way: whole hours from hourly rollups, the ragged ends from minutes.
 
-use mixmon_model::{Minute, Rollup, SeriesKey};
-use mixmon_store::{Store, StoreError, MAX_READ_KEYS};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use mixmon_model::time::MINUTES_PER_HOUR;
+use mixmon_model::{sli, Hour, LatencySketch, Minute, Rollup, SeriesKey, SketchSum};
+use mixmon_store::{RollupBlock, Store, StoreError, MAX_READ_KEYS};
 
 use crate::metric::{Metric, UPTIME_WINDOW_MINUTES};
 use crate::timeline::Timeline;
 
-/// Minutes per store read.
-const CHUNK_MINUTES: i64 = 24 * 60;
+/// At most this many minutes per store read, so a 31-day query never holds a month of
+/// sketches at once.
+const MAX_CHUNK_MINUTES: i64 = 2 * 24 * 60;
 
 /// Prefix sums of probes and successes per minute from `base` on: `totals[i]` is the sum
 /// over minutes `base .. base + i`.
@@ -57,8 +65,10 @@ impl UptimeIndex {
 /// One output series, folded.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct GroupSeries {
-    pub points: Vec<Rollup>,
+    pub points: Vec<Arc<Rollup>>,
     pub whole_range: Rollup,
+    /// Rolling 24 h uptime at the end of the range, for tables.
+    pub whole_uptime: Option<f64>,
     pub uptime: UptimeIndex,
 }
 
@@ -72,7 +82,7 @@ impl GroupSeries {
             .point_starts()
             .zip(0..)
             .map(|(start_ms, i)| {
-                let window = self.points.get(i).unwrap_or(&empty);
+                let window = self.points.get(i).map_or(&empty, |p| &**p);
                 let uptime = (metric == Metric::Uptime)
                     .then(|| self.uptime.at(timeline.first_minute() + (i as i64 + 1) * step_min))
                     .flatten();
@@ -84,56 +94,398 @@ impl GroupSeries {
     /// The metric over the whole range, for tables.
     pub fn whole_range_value(&self, metric: Metric, timeline: &Timeline) -> Option<f64> {
         let (from, to) = timeline.range_minutes();
-        let uptime = (metric == Metric::Uptime).then(|| self.uptime.at(to)).flatten();
+        let uptime = (metric == Metric::Uptime).then_some(self.whole_uptime).flatten();
         metric.evaluate(&self.whole_range, ((to - from) * 60) as f64, uptime)
     }
 }
 
-/// Reads and folds `members` (merged into one series) over everything `timeline` needs;
-/// the 24 h before it only when `with_uptime`.
-pub(crate) async fn load_group(
+/// What a group's targets need besides the points.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Needs {
+    pub uptime: bool,
+    pub whole_range: bool,
+}
+
+/// Reads and folds each group (its members merged into one series) over everything
+/// `timeline` needs. All groups are read together: one store read per chunk of time.
+pub(crate) async fn load_groups(
+    store: &dyn Store,
+    groups: &[Vec<SeriesKey>],
+    timeline: &Timeline,
+    needs: Needs,
+    cache: &PointCache,
+) -> Result<Vec<GroupSeries>, StoreError> {
+    let mut members: Vec<SeriesKey> = groups.iter().flatten().cloned().collect();
+    members.sort();
+    members.dedup();
+    // Positions in `members` of each group's members.
+    let positions: Vec<Vec<usize>> =
+        groups.iter().map(|g| g.iter().filter_map(|key| members.binary_search(key).ok()).collect()).collect();
+    let mut series = if timeline.step_minutes() % MINUTES_PER_HOUR == 0 {
+        load_points_hourly(store, &members, &positions, timeline, needs.uptime).await?
+    } else {
+        load_points_by_minute(store, &members, groups, &positions, timeline, needs.uptime, cache).await?
+    };
+    if needs.whole_range {
+        let (from, to) = timeline.range_minutes();
+        for (group, folded) in groups.iter().zip(series.iter_mut()) {
+            folded.whole_range = read_window(store, group, from, to).await?;
+            if needs.uptime {
+                let day = read_window(store, group, to - UPTIME_WINDOW_MINUTES, to).await?;
+                folded.whole_uptime = sli::success_rate(&day);
+            }
+        }
+    }
+    Ok(series)
+}
+
+/// Points from minute rollups; uptime from per-minute counts.
+async fn load_points_by_minute(
     store: &dyn Store,
     members: &[SeriesKey],
+    groups: &[Vec<SeriesKey>],
+    positions: &[Vec<usize>],
     timeline: &Timeline,
     with_uptime: bool,
-) -> Result<GroupSeries, StoreError> {
-    let (range_from, range_to) = timeline.range_minutes();
+    cache: &PointCache,
+) -> Result<Vec<GroupSeries>, StoreError> {
     let (first, end, step) = (timeline.first_minute(), timeline.end_minute(), timeline.step_minutes().max(1));
     let lead = if with_uptime { UPTIME_WINDOW_MINUTES } else { 0 };
-    let read_from = first.min(range_from) - lead;
-    let read_to = end.max(range_to);
-    let mut series = GroupSeries { points: vec![Rollup::default(); timeline.points], ..GroupSeries::default() };
+    let (read_from, read_to) = (first - lead, end);
     let span = usize::try_from(read_to - read_from).unwrap_or(0);
-    let mut per_minute = vec![(0u64, 0u64); if with_uptime { span } else { 0 }];
-    // Stay under the store's per-read key limit however many regions are merged.
-    let chunk_minutes = CHUNK_MINUTES.min((MAX_READ_KEYS / members.len().max(1)) as i64).max(1);
+    let mut out: Vec<Folding> = positions
+        .iter()
+        .map(|_| Folding {
+            points: vec![None; timeline.points],
+            per_minute: vec![(0u64, 0u64); if with_uptime { span } else { 0 }],
+        })
+        .collect();
+    let axis = Axis { first, end, step, read_from };
+    // Stay under the store's per-read key limit however many series are read; chunks end on
+    // hour boundaries so a store's hour blocks never straddle two chunks.
+    let chunk_minutes = ((MAX_READ_KEYS / members.len().max(1)) as i64).clamp(60, MAX_CHUNK_MINUTES);
     let mut chunk_from = read_from;
     while chunk_from < read_to {
-        let chunk_to = (chunk_from + chunk_minutes).min(read_to);
-        let read = store.read_rollups(members, Minute(chunk_from), Minute(chunk_to)).await?;
-        for (minute, rollup) in read.iter().flatten() {
-            let m = minute.0;
-            // Trust nothing outside what was asked for, even from our own store.
-            if !(chunk_from..chunk_to).contains(&m) {
-                continue;
-            }
-            if m >= first && m < end {
-                if let Some(point) = usize::try_from((m - first) / step).ok().and_then(|i| series.points.get_mut(i)) {
-                    point.merge(rollup);
+        let chunk_to = Hour::ceil(Minute(chunk_from + chunk_minutes)).first_minute().0.min(read_to);
+        let read = store.read_rollup_blocks(members, Minute(chunk_from), Minute(chunk_to)).await?;
+        let hour_blocks = MINUTES_PER_HOUR % step == 0 && exact_hours(&read);
+        for ((group, position), folding) in groups.iter().zip(positions).zip(out.iter_mut()) {
+            if hour_blocks {
+                let hours = position.first().and_then(|p| read.get(*p)).map_or(0, Vec::len);
+                for k in 0..hours {
+                    let blocks: Vec<&RollupBlock> = position.iter().filter_map(|p| read.get(*p)?.get(k)).collect();
+                    let Some(hour) = blocks.first().map(|b| Hour::floor(b.from)) else { continue };
+                    let folded = cache.get_or_fold(group, hour, step, &blocks, || fold_hour(hour, step, &blocks));
+                    folding.place(&axis, hour, &folded, (chunk_from, chunk_to));
                 }
-            }
-            if (range_from..range_to).contains(&m) {
-                series.whole_range.merge(rollup);
-            }
-            if let Some(slot) = usize::try_from(m - read_from).ok().and_then(|i| per_minute.get_mut(i)) {
-                slot.0 = slot.0.saturating_add(rollup.total);
-                slot.1 = slot.1.saturating_add(rollup.successes);
+            } else {
+                folding.fold_minutes(
+                    &axis,
+                    position.iter().filter_map(|p| read.get(*p)).flatten(),
+                    (chunk_from, chunk_to),
+                );
             }
         }
         chunk_from = chunk_to;
     }
-    series.uptime = UptimeIndex::from_counts(read_from, &per_minute);
-    Ok(series)
+    Ok(out
+        .into_iter()
+        .map(|folding| GroupSeries {
+            points: folding.points.into_iter().map(|p| p.unwrap_or_default()).collect(),
+            uptime: UptimeIndex::from_counts(read_from, &folding.per_minute),
+            ..GroupSeries::default()
+        })
+        .collect())
+}
+
+/// Whether every block the store answered is exactly one hour.
+fn exact_hours(read: &[Vec<RollupBlock>]) -> bool {
+    let count = read.first().map_or(0, Vec::len);
+    read.iter().all(|blocks| {
+        blocks.len() == count
+            && blocks.iter().all(|b| b.to.0 - b.from.0 == MINUTES_PER_HOUR && b.from.0 % MINUTES_PER_HOUR == 0)
+    })
+}
+
+/// The time axis of a minute-resolution fold.
+struct Axis {
+    first: i64,
+    end: i64,
+    step: i64,
+    read_from: i64,
+}
+
+/// One group's points and per-minute counts, being folded.
+struct Folding {
+    points: Vec<Option<Arc<Rollup>>>,
+    per_minute: Vec<(u64, u64)>,
+}
+
+impl Folding {
+    /// Adds a folded hour: its points (which lie wholly inside the hour, as the step divides
+    /// it) and its per-minute counts, within the chunk.
+    fn place(&mut self, axis: &Axis, hour: Hour, folded: &FoldedHour, (from, to): (i64, i64)) {
+        for (j, point) in folded.points.iter().enumerate() {
+            let start = hour.first_minute().0 + j as i64 * axis.step;
+            if start >= axis.first && start < axis.end && (from..to).contains(&start) {
+                if let Some(slot) =
+                    usize::try_from((start - axis.first) / axis.step).ok().and_then(|i| self.points.get_mut(i))
+                {
+                    *slot = Some(point.clone());
+                }
+            }
+        }
+        for (offset, counts) in folded.per_minute.iter().enumerate() {
+            let m = hour.first_minute().0 + offset as i64;
+            if !(from..to).contains(&m) {
+                continue;
+            }
+            if let Some(slot) = usize::try_from(m - axis.read_from).ok().and_then(|i| self.per_minute.get_mut(i)) {
+                slot.0 = slot.0.saturating_add(counts.0);
+                slot.1 = slot.1.saturating_add(counts.1);
+            }
+        }
+    }
+
+    /// Adds minutes from blocks of any shape (a store without hour blocks).
+    fn fold_minutes<'a>(&mut self, axis: &Axis, blocks: impl Iterator<Item = &'a RollupBlock>, (from, to): (i64, i64)) {
+        // (point, rollup) pairs, sorted by point: each point's sketch is then summed in one go,
+        // with one allocation, however many minutes and regions it merges.
+        let mut in_points: Vec<(usize, &Rollup)> = Vec::new();
+        for (minute, rollup) in blocks.flat_map(|block| block.minutes.iter()) {
+            let m = minute.0;
+            // Blocks may hold minutes outside the chunk; trust nothing else either.
+            if !(from..to).contains(&m) {
+                continue;
+            }
+            if m >= axis.first && m < axis.end {
+                if let Ok(i) = usize::try_from((m - axis.first) / axis.step) {
+                    in_points.push((i, rollup));
+                }
+            }
+            if let Some(slot) = usize::try_from(m - axis.read_from).ok().and_then(|i| self.per_minute.get_mut(i)) {
+                slot.0 = slot.0.saturating_add(rollup.total);
+                slot.1 = slot.1.saturating_add(rollup.successes);
+            }
+        }
+        in_points.sort_by_key(|(i, _)| *i);
+        for run in in_points.chunk_by(|a, b| a.0 == b.0) {
+            let Some(slot) = self.points.get_mut(run[0].0) else { continue };
+            // A point spanning two chunks already holds the first chunk's part.
+            let earlier = slot.take();
+            let mut point = Rollup::default();
+            let mut sketches: Vec<&LatencySketch> = Vec::with_capacity(run.len() + 1);
+            if let Some(earlier) = &earlier {
+                point.merge_counts(earlier);
+                sketches.push(&earlier.latency);
+            }
+            sketches.extend(run.iter().map(|(_, r)| &r.latency));
+            for (_, rollup) in run {
+                point.merge_counts(rollup);
+            }
+            point.latency = LatencySketch::sum_of(&sketches);
+            *slot = Some(Arc::new(point));
+        }
+    }
+}
+
+/// One hour of a group, folded at one step: its points (`60 / step` of them) and per-minute
+/// (total, successes) counts.
+pub(crate) struct FoldedHour {
+    pub points: Vec<Arc<Rollup>>,
+    pub per_minute: Vec<(u64, u64)>,
+}
+
+fn fold_hour(hour: Hour, step: i64, blocks: &[&RollupBlock]) -> FoldedHour {
+    let start = hour.first_minute().0;
+    let count = (MINUTES_PER_HOUR / step) as usize;
+    let mut per_minute = vec![(0u64, 0u64); MINUTES_PER_HOUR as usize];
+    let mut in_points: Vec<(usize, &Rollup)> = Vec::new();
+    for (minute, rollup) in blocks.iter().flat_map(|b| b.minutes.iter()) {
+        let Some(offset) = usize::try_from(minute.0 - start).ok().filter(|o| *o < MINUTES_PER_HOUR as usize) else {
+            continue;
+        };
+        per_minute[offset].0 = per_minute[offset].0.saturating_add(rollup.total);
+        per_minute[offset].1 = per_minute[offset].1.saturating_add(rollup.successes);
+        in_points.push((offset / step as usize, rollup));
+    }
+    in_points.sort_by_key(|(i, _)| *i);
+    let mut points: Vec<Arc<Rollup>> = Vec::with_capacity(count);
+    let mut runs = in_points.chunk_by(|a, b| a.0 == b.0).peekable();
+    for j in 0..count {
+        let run = runs.next_if(|run| run[0].0 == j);
+        let mut point = Rollup::default();
+        if let Some(run) = run {
+            let sketches: Vec<&LatencySketch> = run.iter().map(|(_, r)| &r.latency).collect();
+            for (_, rollup) in run {
+                point.merge_counts(rollup);
+            }
+            point.latency = LatencySketch::sum_of(&sketches);
+        }
+        points.push(Arc::new(point));
+    }
+    FoldedHour { points, per_minute }
+}
+
+/// Folded hours of groups, reused while the store hands out the same hour blocks: a
+/// dashboard refresh then folds only the hours that changed (usually the current one).
+pub(crate) struct PointCache {
+    inner: Mutex<PointCacheInner>,
+    capacity: usize,
+}
+
+type PointKey = (Vec<SeriesKey>, Hour, i64);
+
+#[derive(Default)]
+struct PointCacheInner {
+    entries: HashMap<PointKey, CachedFold>,
+    clock: u64,
+}
+
+struct CachedFold {
+    /// The blocks folded. Weak references keep each block's allocation (the identity
+    /// compared) from being reused while the entry lives, without keeping the minutes alive.
+    blocks: Vec<Weak<Vec<(Minute, Rollup)>>>,
+    folded: Arc<FoldedHour>,
+    last_used: u64,
+}
+
+impl PointCache {
+    pub fn new(capacity: usize) -> Self {
+        Self { inner: Mutex::new(PointCacheInner::default()), capacity }
+    }
+
+    fn get_or_fold(
+        &self,
+        group: &[SeriesKey],
+        hour: Hour,
+        step: i64,
+        blocks: &[&RollupBlock],
+        fold: impl FnOnce() -> FoldedHour,
+    ) -> Arc<FoldedHour> {
+        let key: PointKey = (group.to_vec(), hour, step);
+        {
+            let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            inner.clock += 1;
+            let clock = inner.clock;
+            if let Some(entry) = inner.entries.get_mut(&key) {
+                let same = entry.blocks.len() == blocks.len()
+                    && entry.blocks.iter().zip(blocks).all(|(a, b)| std::ptr::eq(a.as_ptr(), Arc::as_ptr(&b.minutes)));
+                if same {
+                    entry.last_used = clock;
+                    return entry.folded.clone();
+                }
+            }
+        }
+        let folded = Arc::new(fold());
+        if self.capacity > 0 {
+            let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&key) {
+                // Evict the least recently used quarter at once, so eviction is amortised.
+                let mut stamps: Vec<u64> = inner.entries.values().map(|e| e.last_used).collect();
+                stamps.sort_unstable();
+                let cut = stamps[(stamps.len() / 4).min(stamps.len() - 1)];
+                inner.entries.retain(|_, e| e.last_used > cut);
+            }
+            inner.clock += 1;
+            let last_used = inner.clock;
+            let blocks = blocks.iter().map(|b| Arc::downgrade(&b.minutes)).collect();
+            inner.entries.insert(key, CachedFold { blocks, folded: folded.clone(), last_used });
+        }
+        folded
+    }
+}
+
+/// Points of whole hours from hourly rollups. Uptime windows then end on hour boundaries, so
+/// each hour's counts can stand at its first minute in the per-minute index.
+async fn load_points_hourly(
+    store: &dyn Store,
+    members: &[SeriesKey],
+    positions: &[Vec<usize>],
+    timeline: &Timeline,
+    with_uptime: bool,
+) -> Result<Vec<GroupSeries>, StoreError> {
+    let (first, end) = (timeline.first_minute(), timeline.end_minute());
+    let step_hours = (timeline.step_minutes() / MINUTES_PER_HOUR).max(1);
+    let lead = if with_uptime { UPTIME_WINDOW_MINUTES } else { 0 };
+    let (read_from, read_to) = (Hour::floor(Minute(first - lead)), Hour::ceil(Minute(end)));
+    let base = read_from.first_minute().0;
+    let first_hour = Hour::floor(Minute(first)).0;
+    let read = store.read_hourly(members, read_from, read_to).await?;
+    let span = usize::try_from(read_to.first_minute().0 - base).unwrap_or(0);
+    let mut out = Vec::with_capacity(positions.len());
+    for group in positions {
+        let mut points = vec![Rollup::default(); timeline.points];
+        let mut per_minute = vec![(0u64, 0u64); if with_uptime { span } else { 0 }];
+        let mut sums: Vec<SketchSum> = vec![SketchSum::new(); timeline.points];
+        for (hour, rollup) in group.iter().filter_map(|p| read.get(*p)).flatten() {
+            if !(read_from..read_to).contains(hour) {
+                continue;
+            }
+            let m = hour.first_minute().0;
+            if m >= first && m < end {
+                if let Ok(i) = usize::try_from((hour.0 - first_hour) / step_hours) {
+                    if let (Some(point), Some(sum)) = (points.get_mut(i), sums.get_mut(i)) {
+                        point.merge_counts(rollup);
+                        sum.add(&rollup.latency);
+                    }
+                }
+            }
+            if let Some(slot) = usize::try_from(m - base).ok().and_then(|i| per_minute.get_mut(i)) {
+                slot.0 = slot.0.saturating_add(rollup.total);
+                slot.1 = slot.1.saturating_add(rollup.successes);
+            }
+        }
+        for (point, sum) in points.iter_mut().zip(sums) {
+            point.latency = sum.finish();
+        }
+        out.push(GroupSeries {
+            points: points.into_iter().map(Arc::new).collect(),
+            uptime: UptimeIndex::from_counts(base, &per_minute),
+            ..GroupSeries::default()
+        });
+    }
+    Ok(out)
+}
+
+/// The exact rollup of minutes `from..to`: whole hours from hourly rollups, the ragged ends
+/// from minute rollups.
+pub(crate) async fn read_window(
+    store: &dyn Store,
+    members: &[SeriesKey],
+    from: i64,
+    to: i64,
+) -> Result<Rollup, StoreError> {
+    let mut window = Rollup::default();
+    if from >= to {
+        return Ok(window);
+    }
+    let mut sum = SketchSum::new();
+    let (hours_from, hours_to) = (Hour::ceil(Minute(from)), Hour::floor(Minute(to)));
+    let mut edges = Vec::new();
+    if hours_from < hours_to {
+        for (hour, rollup) in store.read_hourly(members, hours_from, hours_to).await?.iter().flatten() {
+            if (hours_from..hours_to).contains(hour) {
+                window.merge_counts(rollup);
+                sum.add(&rollup.latency);
+            }
+        }
+        edges.push((from, hours_from.first_minute().0));
+        edges.push((hours_to.first_minute().0, to));
+    } else {
+        edges.push((from, to));
+    }
+    for (edge_from, edge_to) in edges.into_iter().filter(|(a, b)| a < b) {
+        for (minute, rollup) in store.read_rollups(members, Minute(edge_from), Minute(edge_to)).await?.iter().flatten()
+        {
+            if (edge_from..edge_to).contains(&minute.0) {
+                window.merge_counts(rollup);
+                sum.add(&rollup.latency);
+            }
+        }
+    }
+    window.latency = sum.finish();
+    Ok(window)
 }
 
 #[cfg(test)]

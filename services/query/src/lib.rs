@@ -15,6 +15,7 @@ mod error;
 mod filter;
 mod metric;
 mod query;
+mod records;
 mod request;
 mod selection;
 mod status;
@@ -50,12 +51,18 @@ pub struct QueryOptions {
 pub(crate) struct AppState {
     pub store: Arc<dyn Store>,
     pub options: Arc<QueryOptions>,
+    pub points: Arc<compute::PointCache>,
 }
+
+/// Folded (group, hour, step) blocks the query service keeps; a 24 h panel of 24 series at
+/// one step needs 600.
+const POINT_CACHE_HOURS: usize = 4_096;
 
 /// The whole HTTP API. No route redirects, and every answer, errors and unknown routes
 /// included, is JSON.
 pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
-    let state = AppState { store, options: Arc::new(options) };
+    let state =
+        AppState { store, options: Arc::new(options), points: Arc::new(compute::PointCache::new(POINT_CACHE_HOURS)) };
     Router::new()
         .route("/", get(alive))
         .route("/healthz", get(alive))
@@ -67,6 +74,7 @@ pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
         .route("/tag-values", post(catalog::tag_values))
         .route("/search", post(catalog::search))
         .route("/api/v1/status", get(status::handler))
+        .route("/api/v1/records", get(records::handler))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))

@@ -2,7 +2,7 @@
 //! computed from a window of merged rollups. Every value is finite or absent, never NaN,
 //! because one NaN makes the browser reject the whole response (research note rule 7).
 
-use mixmon_model::{sli, Rollup};
+use mixmon_model::{sli, FailureKind, Phase, Rollup};
 
 use crate::body::template_names;
 use crate::error::{clip, QueryError};
@@ -19,13 +19,20 @@ pub enum Metric {
     LatencyMean,
     Throughput,
     Probes,
+    /// Share of probes that succeeded: the operators' availability SLI (same value as
+    /// `success_rate`, under the SLI's name).
+    Availability,
+    /// Failed probes per step: all of them, or those of one kind.
+    Failures(Option<FailureKind>),
+    /// Mean duration of one request phase in milliseconds, over the probes where it happened.
+    PhaseMean(Phase),
 }
 
 /// Minutes in the rolling uptime window.
 pub const UPTIME_WINDOW_MINUTES: i64 = 24 * 60;
 
 impl Metric {
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 23] = [
         Metric::SuccessRate,
         Metric::ErrorRate,
         Metric::Uptime,
@@ -36,6 +43,19 @@ impl Metric {
         Metric::LatencyMean,
         Metric::Throughput,
         Metric::Probes,
+        Metric::Availability,
+        Metric::Failures(None),
+        Metric::Failures(Some(FailureKind::Timeout)),
+        Metric::Failures(Some(FailureKind::ConnectionRefused)),
+        Metric::Failures(Some(FailureKind::Dns)),
+        Metric::Failures(Some(FailureKind::Tls)),
+        Metric::Failures(Some(FailureKind::BadStatus)),
+        Metric::Failures(Some(FailureKind::AssertionFailed)),
+        Metric::Failures(Some(FailureKind::Connection)),
+        Metric::PhaseMean(Phase::Dns),
+        Metric::PhaseMean(Phase::Connect),
+        Metric::PhaseMean(Phase::Tls),
+        Metric::PhaseMean(Phase::FirstByte),
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +70,23 @@ impl Metric {
             Metric::LatencyMean => "latency_mean",
             Metric::Throughput => "throughput",
             Metric::Probes => "probes",
+            Metric::Availability => "availability",
+            Metric::Failures(None) => "failures",
+            Metric::Failures(Some(kind)) => match kind {
+                FailureKind::Timeout => "failures_timeout",
+                FailureKind::ConnectionRefused => "failures_connection_refused",
+                FailureKind::Dns => "failures_dns",
+                FailureKind::Tls => "failures_tls",
+                FailureKind::BadStatus => "failures_bad_status",
+                FailureKind::AssertionFailed => "failures_assertion_failed",
+                FailureKind::Connection => "failures_connection",
+            },
+            Metric::PhaseMean(phase) => match phase {
+                Phase::Dns => "phase_dns_ms",
+                Phase::Connect => "phase_connect_ms",
+                Phase::Tls => "phase_tls_ms",
+                Phase::FirstByte => "phase_first_byte_ms",
+            },
         }
     }
 
@@ -65,18 +102,28 @@ impl Metric {
             Metric::LatencyMean => "Latency mean",
             Metric::Throughput => "Throughput (probes/s)",
             Metric::Probes => "Probes per step",
+            Metric::Availability => "Availability",
+            Metric::Failures(None) => "Failures per step",
+            Metric::Failures(Some(_)) => "Failures of one kind per step",
+            Metric::PhaseMean(Phase::Dns) => "DNS time (mean)",
+            Metric::PhaseMean(Phase::Connect) => "Connect time (mean)",
+            Metric::PhaseMean(Phase::Tls) => "TLS time (mean)",
+            Metric::PhaseMean(Phase::FirstByte) => "Time to first byte (mean)",
         }
     }
 
     /// A Grafana unit id, so panels format values without per-panel overrides.
     pub fn unit(self) -> &'static str {
         match self {
-            Metric::SuccessRate | Metric::ErrorRate | Metric::Uptime => "percentunit",
-            Metric::LatencyP50 | Metric::LatencyP90 | Metric::LatencyP95 | Metric::LatencyP99 | Metric::LatencyMean => {
-                "ms"
-            }
+            Metric::SuccessRate | Metric::ErrorRate | Metric::Uptime | Metric::Availability => "percentunit",
+            Metric::LatencyP50
+            | Metric::LatencyP90
+            | Metric::LatencyP95
+            | Metric::LatencyP99
+            | Metric::LatencyMean
+            | Metric::PhaseMean(_) => "ms",
             Metric::Throughput => "reqps",
-            Metric::Probes => "none",
+            Metric::Probes | Metric::Failures(_) => "none",
         }
     }
 
@@ -92,6 +139,7 @@ impl Metric {
             Metric::Uptime => uptime,
             _ if window.total == 0 => None,
             Metric::SuccessRate => sli::success_rate(window),
+            Metric::Availability => sli::availability(window),
             Metric::ErrorRate => sli::error_rate(window),
             Metric::LatencyP50 => sli::latency_ms(window, 0.50),
             Metric::LatencyP90 => sli::latency_ms(window, 0.90),
@@ -100,6 +148,9 @@ impl Metric {
             Metric::LatencyMean => sli::mean_latency_ms(window),
             Metric::Throughput => sli::throughput_per_s(window, seconds),
             Metric::Probes => Some(window.total as f64),
+            Metric::Failures(None) => Some(window.total.saturating_sub(window.successes) as f64),
+            Metric::Failures(Some(kind)) => Some(window.failures.get(&kind).copied().unwrap_or(0) as f64),
+            Metric::PhaseMean(phase) => sli::phase_mean_ms(window, phase),
         };
         value.filter(|v| v.is_finite())
     }
@@ -157,5 +208,15 @@ mod tests {
         assert_eq!(Metric::Throughput.evaluate(&window, 60.0, None), Some(2.0));
         assert_eq!(Metric::Probes.evaluate(&window, 60.0, None), Some(120.0));
         assert_eq!(Metric::LatencyP95.evaluate(&window, 60.0, None), None, "no latency recorded");
+        assert_eq!(Metric::Availability.evaluate(&window, 60.0, None), Some(0.75));
+        assert_eq!(Metric::Failures(None).evaluate(&window, 60.0, None), Some(30.0));
+        let mut window = window;
+        window.failures.insert(FailureKind::Dns, 30);
+        window.phases.sum_us[Phase::Tls as usize] = 9_000;
+        window.phases.count[Phase::Tls as usize] = 3;
+        assert_eq!(Metric::Failures(Some(FailureKind::Dns)).evaluate(&window, 60.0, None), Some(30.0));
+        assert_eq!(Metric::Failures(Some(FailureKind::Tls)).evaluate(&window, 60.0, None), Some(0.0));
+        assert_eq!(Metric::PhaseMean(Phase::Tls).evaluate(&window, 60.0, None), Some(3.0));
+        assert_eq!(Metric::PhaseMean(Phase::Dns).evaluate(&window, 60.0, None), None, "no DNS phase seen");
     }
 }

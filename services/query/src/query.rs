@@ -9,7 +9,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use crate::body::JsonBody;
-use crate::compute::{load_group, GroupSeries};
+use crate::compute::{load_groups, GroupSeries, Needs, PointCache};
 use crate::error::QueryError;
 use crate::metric::Metric;
 use crate::request::{parse_query, QueryRequest, Target};
@@ -22,33 +22,46 @@ pub(crate) async fn handler(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Vec<Value>>, QueryError> {
     let request = parse_query(&body, chrono::Utc::now().timestamp_millis())?;
-    Ok(Json(run(state.store.as_ref(), &request).await?))
+    Ok(Json(run(state.store.as_ref(), &request, &state.points).await?))
 }
 
-pub(crate) async fn run(store: &dyn mixmon_store::Store, request: &QueryRequest) -> Result<Vec<Value>, QueryError> {
+pub(crate) async fn run(
+    store: &dyn mixmon_store::Store,
+    request: &QueryRequest,
+    cache: &PointCache,
+) -> Result<Vec<Value>, QueryError> {
     if request.targets.is_empty() {
         return Ok(Vec::new());
     }
     let all = store.list_series().await?;
-    let with_uptime = request.targets.iter().any(|t| t.metrics.contains(&Metric::Uptime));
+    let needs = Needs {
+        uptime: request.targets.iter().any(|t| t.metrics.contains(&Metric::Uptime)),
+        whole_range: request.targets.iter().any(|t| t.table),
+    };
     // Several targets often show the same series (success rate and p95 of one endpoint):
-    // each is read once per request.
-    let mut loaded: HashMap<(String, String), GroupSeries> = HashMap::new();
+    // each is read once per request, and all of them in one store read per chunk of time, so
+    // a 24-series panel costs a couple of round trips, not a couple per series.
+    let mut unique: HashMap<(String, String), usize> = HashMap::new();
+    let mut members: Vec<Vec<mixmon_model::SeriesKey>> = Vec::new();
     let mut selected = Vec::with_capacity(request.targets.len());
     for target in &request.targets {
         let groups = select(&all, &target.selection, &request.filters);
         for group in &groups {
-            if let Entry::Vacant(slot) = loaded.entry(group.id()) {
-                slot.insert(load_group(store, &group.members, &request.timeline, with_uptime).await?);
+            if let Entry::Vacant(slot) = unique.entry(group.id()) {
+                slot.insert(members.len());
+                members.push(group.members.clone());
             }
         }
         selected.push(groups);
     }
+    let series = load_groups(store, &members, &request.timeline, needs, cache).await?;
+    let loaded: HashMap<(String, String), &GroupSeries> =
+        unique.into_iter().filter_map(|(id, i)| series.get(i).map(|s| (id, s))).collect();
     let mut out = Vec::new();
     for (target, groups) in request.targets.iter().zip(&selected) {
         let folded: Vec<(&str, &str, &GroupSeries)> = groups
             .iter()
-            .filter_map(|g| loaded.get(&g.id()).map(|s| (g.endpoint.as_str(), g.region.as_str(), s)))
+            .filter_map(|g| loaded.get(&g.id()).map(|s| (g.endpoint.as_str(), g.region.as_str(), *s)))
             .collect();
         for metric in &target.metrics {
             if target.table {

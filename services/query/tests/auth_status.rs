@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use common::*;
 use mixmon_config::Secret;
 use mixmon_model::sli::{HealthStatus, HealthThresholds};
-use mixmon_model::{Minute, Rollup, RollupDelta, SeriesKey};
+use mixmon_model::{Hour, Minute, RawRecord, Rollup, RollupDelta, SeriesKey};
 use mixmon_query::{app, status_snapshot, QueryOptions};
 use mixmon_store::{ApplyOutcome, BatchId, Store, StoreError};
 use serde_json::json;
@@ -119,6 +119,12 @@ impl Store for DownStore {
     ) -> Result<Vec<Vec<(Minute, Rollup)>>, StoreError> {
         Err(StoreError::Unavailable("redis://:hunter2@db:6379 refused".into()))
     }
+    async fn read_hourly(&self, _: &[SeriesKey], _: Hour, _: Hour) -> Result<Vec<Vec<(Hour, Rollup)>>, StoreError> {
+        Err(StoreError::Unavailable("redis://:hunter2@db:6379 refused".into()))
+    }
+    async fn read_records(&self, _: &SeriesKey, _: usize) -> Result<Vec<RawRecord>, StoreError> {
+        Err(StoreError::Unavailable("redis://:hunter2@db:6379 refused".into()))
+    }
     async fn list_series(&self) -> Result<Vec<SeriesKey>, StoreError> {
         Err(StoreError::Unavailable("redis://:hunter2@db:6379 refused".into()))
     }
@@ -143,4 +149,47 @@ async fn store_failure_is_503_without_details() {
         assert!(!reply.json.to_string().contains("hunter2"));
     }
     assert_eq!(call(&router, "GET", "/", "", None).await.status, 200, "liveness does not depend on the store");
+}
+
+#[tokio::test]
+async fn raw_records_newest_first_with_limits() {
+    use mixmon_model::{FailureKind, ProbeResult, ProberId};
+    let store = Arc::new(mixmon_store::MemoryStore::new());
+    let mut delta = RollupDelta::default();
+    let region = mixmon_model::Region::new("eu-west").unwrap();
+    for i in 0..5u64 {
+        let result = ProbeResult {
+            check_id: mixmon_model::CheckId::new("api").unwrap(),
+            started_at_ms: 1_700_000_000_000 + i as i64,
+            failure: (i == 4).then_some(FailureKind::Dns),
+            duration_us: 1_500 * (i + 1),
+            status_code: if i == 4 { 0 } else { 200 },
+            error: String::new(),
+            phases: Default::default(),
+            details: Default::default(),
+        };
+        delta.add(&region, &result);
+    }
+    let batch = BatchId { prober: ProberId::new("p").unwrap(), epoch: 1, seq: 1 };
+    store.apply_batch(&batch, &delta).await.unwrap();
+    let router = app(store, QueryOptions::default());
+    let reply = call(&router, "GET", "/api/v1/records?endpoint=api&region=eu-west&limit=2", "", None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json,
+        json!([
+            {"started_at_ms": 1_700_000_000_004i64, "duration_ms": 7.5, "status_code": 0, "success": false, "failure": "dns"},
+            {"started_at_ms": 1_700_000_000_003i64, "duration_ms": 6.0, "status_code": 200, "success": true, "failure": null}
+        ])
+    );
+    let all = call(&router, "GET", "/api/v1/records?endpoint=api&region=eu-west", "", None).await;
+    assert_eq!(all.json.as_array().unwrap().len(), 5);
+    for bad in [
+        "/api/v1/records?region=eu-west",
+        "/api/v1/records?endpoint=a%20b&region=x",
+        "/api/v1/records?endpoint=api&region=eu-west&limit=0",
+    ] {
+        let reply = call(&router, "GET", bad, "", None).await;
+        assert_eq!(reply.status, 400, "{bad}");
+    }
 }

@@ -93,7 +93,7 @@ async fn metric_list_and_payload_options() {
     assert_eq!(reply.status, 200);
     let metrics = reply.json.as_array().unwrap();
     let values: Vec<&str> = metrics.iter().map(|m| m["value"].as_str().unwrap()).collect();
-    assert_eq!(values.len(), 10);
+    assert_eq!(values.len(), mixmon_query::Metric::ALL.len());
     assert!(values.contains(&"latency_p99") && values.contains(&"uptime"));
     for metric in metrics {
         assert!(metric["label"].is_string());
@@ -163,7 +163,7 @@ async fn tag_keys_and_values() {
 async fn legacy_search_lists_metrics() {
     let router = sample_router().await;
     let all = post(&router, "/search", "").await.json;
-    assert_eq!(all.as_array().unwrap().len(), 10);
+    assert_eq!(all.as_array().unwrap().len(), mixmon_query::Metric::ALL.len());
     assert_eq!(
         post(&router, "/search", r#"{"target": "latency_p9"}"#).await.json,
         json!(["latency_p90", "latency_p95", "latency_p99"])
