@@ -1,9 +1,11 @@
 //! Conversions between wire types (`pb`) and domain types (`mixmon_model`). Every `TryFrom`
 //! here validates: a message that passes is safe to store, key and display.
 
+use mixmon_model::check::DEFAULT_MAX_REDIRECTS;
 use mixmon_model::{
-    CheckId, CheckKind, CheckSpec, FailureKind, HttpCheck, IdError, PhaseTimings, ProbeResult, ProberId,
-    ProberIdentity, Region,
+    AddressPolicy, BodyAssertion, CheckId, CheckKind, CheckSpec, DnsCheck, DnsRecordType, FailureKind, GrpcCheck,
+    HttpCheck, HttpVersion, IdError, IpPreference, PhaseTimings, ProbeDetails, ProbeResult, ProberId, ProberIdentity,
+    Region, TcpCheck, TlsInfo,
 };
 
 use crate::pb;
@@ -70,14 +72,32 @@ impl TryFrom<pb::CheckSpec> for CheckSpec {
     fn try_from(c: pb::CheckSpec) -> Result<Self, ConvertError> {
         let check_id = id("check.id", c.id, CheckId::new)?;
         let kind = match c.kind {
-            Some(pb::check_spec::Kind::Http(http)) => CheckKind::Http(HttpCheck {
-                url: http.url,
-                method: if http.method.is_empty() { "GET".into() } else { http.method },
-                expected_status: if http.expected_status.is_empty() {
-                    vec![200]
+            Some(pb::check_spec::Kind::Http(http)) => CheckKind::Http(http_from_pb(http)?),
+            Some(pb::check_spec::Kind::Tcp(tcp)) => CheckKind::Tcp(TcpCheck {
+                host: tcp.host,
+                port: port("check.tcp.port", tcp.port)?,
+                tls: tcp.tls,
+                address: address_from_pb(tcp.address)?,
+            }),
+            Some(pb::check_spec::Kind::Grpc(grpc)) => CheckKind::Grpc(GrpcCheck {
+                host: grpc.host,
+                port: port("check.grpc.port", grpc.port)?,
+                service: grpc.service,
+                tls: grpc.tls,
+                address: address_from_pb(grpc.address)?,
+            }),
+            Some(pb::check_spec::Kind::Dns(dns)) => CheckKind::Dns(DnsCheck {
+                name: dns.name,
+                record_type: if dns.record_type.is_empty() {
+                    DnsRecordType::A
                 } else {
-                    http.expected_status.into_iter().map(|s| u16::try_from(s).unwrap_or(0)).collect()
+                    DnsRecordType::parse(&dns.record_type).ok_or_else(|| ConvertError::Invalid {
+                        field: "check.dns.record_type",
+                        reason: format!("unknown type {:?}", dns.record_type),
+                    })?
                 },
+                server: Some(dns.server).filter(|s| !s.is_empty()),
+                expected: dns.expected,
             }),
             None => return Err(ConvertError::Missing { field: "check.kind" }),
         };
@@ -91,6 +111,72 @@ impl TryFrom<pb::CheckSpec> for CheckSpec {
     }
 }
 
+fn port(field: &'static str, value: u32) -> Result<u16, ConvertError> {
+    u16::try_from(value).map_err(|_| ConvertError::Invalid { field, reason: format!("port {value} is above 65535") })
+}
+
+fn http_from_pb(http: pb::HttpCheck) -> Result<HttpCheck, ConvertError> {
+    let assertions = http
+        .assertions
+        .into_iter()
+        .map(|a| match a.kind {
+            Some(pb::body_assertion::Kind::Contains(text)) => Ok(BodyAssertion::Contains(text)),
+            Some(pb::body_assertion::Kind::NotContains(text)) => Ok(BodyAssertion::NotContains(text)),
+            Some(pb::body_assertion::Kind::Matches(regex)) => Ok(BodyAssertion::Matches(regex)),
+            Some(pb::body_assertion::Kind::Json(json)) => {
+                Ok(BodyAssertion::JsonField { pointer: json.pointer, equals: json.equals })
+            }
+            None => Err(ConvertError::Missing { field: "check.http.assertions.kind" }),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let max_redirects = match http.max_redirects {
+        None => DEFAULT_MAX_REDIRECTS,
+        Some(n) => u8::try_from(n).map_err(|_| ConvertError::Invalid {
+            field: "check.http.max_redirects",
+            reason: format!("{n} is above 255"),
+        })?,
+    };
+    Ok(HttpCheck {
+        url: http.url,
+        method: if http.method.is_empty() { "GET".into() } else { http.method },
+        expected_status: if http.expected_status.is_empty() {
+            vec![200]
+        } else {
+            http.expected_status.into_iter().map(|s| u16::try_from(s).unwrap_or(0)).collect()
+        },
+        headers: http.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+        body: http.body,
+        assertions,
+        max_redirects,
+        address: address_from_pb(http.address)?,
+    })
+}
+
+fn address_from_pb(address: Option<pb::AddressPolicy>) -> Result<AddressPolicy, ConvertError> {
+    let address = address.unwrap_or_default();
+    let ip = match pb::IpPreference::try_from(address.ip) {
+        Ok(pb::IpPreference::Any) => IpPreference::Any,
+        Ok(pb::IpPreference::Ip4) => IpPreference::Ip4,
+        Ok(pb::IpPreference::Ip6) => IpPreference::Ip6,
+        Err(_) => {
+            return Err(ConvertError::Invalid {
+                field: "check.address.ip",
+                reason: format!("unknown preference {}", address.ip),
+            })
+        }
+    };
+    Ok(AddressPolicy { ip, each_address: address.each_address })
+}
+
+fn address_to_pb(address: &AddressPolicy) -> Option<pb::AddressPolicy> {
+    let ip = match address.ip {
+        IpPreference::Any => pb::IpPreference::Any,
+        IpPreference::Ip4 => pb::IpPreference::Ip4,
+        IpPreference::Ip6 => pb::IpPreference::Ip6,
+    };
+    Some(pb::AddressPolicy { ip: ip as i32, each_address: address.each_address })
+}
+
 impl From<&CheckSpec> for pb::CheckSpec {
     fn from(c: &CheckSpec) -> Self {
         let kind = match &c.kind {
@@ -98,6 +184,50 @@ impl From<&CheckSpec> for pb::CheckSpec {
                 url: http.url.clone(),
                 method: http.method.clone(),
                 expected_status: http.expected_status.iter().map(|s| u32::from(*s)).collect(),
+                headers: http
+                    .headers
+                    .iter()
+                    .map(|(name, value)| pb::HttpHeader { name: name.clone(), value: value.clone() })
+                    .collect(),
+                body: http.body.clone(),
+                assertions: http
+                    .assertions
+                    .iter()
+                    .map(|a| pb::BodyAssertion {
+                        kind: Some(match a {
+                            BodyAssertion::Contains(text) => pb::body_assertion::Kind::Contains(text.clone()),
+                            BodyAssertion::NotContains(text) => pb::body_assertion::Kind::NotContains(text.clone()),
+                            BodyAssertion::Matches(regex) => pb::body_assertion::Kind::Matches(regex.clone()),
+                            BodyAssertion::JsonField { pointer, equals } => {
+                                pb::body_assertion::Kind::Json(pb::JsonField {
+                                    pointer: pointer.clone(),
+                                    equals: equals.clone(),
+                                })
+                            }
+                        }),
+                    })
+                    .collect(),
+                max_redirects: Some(u32::from(http.max_redirects)),
+                address: address_to_pb(&http.address),
+            }),
+            CheckKind::Tcp(tcp) => pb::check_spec::Kind::Tcp(pb::TcpCheck {
+                host: tcp.host.clone(),
+                port: u32::from(tcp.port),
+                tls: tcp.tls,
+                address: address_to_pb(&tcp.address),
+            }),
+            CheckKind::Grpc(grpc) => pb::check_spec::Kind::Grpc(pb::GrpcCheck {
+                host: grpc.host.clone(),
+                port: u32::from(grpc.port),
+                service: grpc.service.clone(),
+                tls: grpc.tls,
+                address: address_to_pb(&grpc.address),
+            }),
+            CheckKind::Dns(dns) => pb::check_spec::Kind::Dns(pb::DnsCheck {
+                name: dns.name.clone(),
+                record_type: dns.record_type.as_str().to_string(),
+                server: dns.server.clone().unwrap_or_default(),
+                expected: dns.expected.clone(),
             }),
         };
         pb::CheckSpec { id: c.id.to_string(), interval_ms: c.interval_ms, timeout_ms: c.timeout_ms, kind: Some(kind) }
@@ -161,7 +291,44 @@ impl TryFrom<pb::ProbeResult> for ProbeResult {
                 first_byte_us: phases.first_byte_us,
                 transfer_us: phases.transfer_us,
             },
+            details: details_from_pb(r.details.unwrap_or_default())?,
         })
+    }
+}
+
+fn details_from_pb(d: pb::ProbeDetails) -> Result<ProbeDetails, ConvertError> {
+    let address = if d.address.is_empty() {
+        None
+    } else {
+        Some(d.address.parse().map_err(|_| ConvertError::Invalid {
+            field: "result.details.address",
+            reason: format!("{:?} is not ip:port", text(d.address.clone())),
+        })?)
+    };
+    let http_version = if d.http_version.is_empty() {
+        None
+    } else {
+        Some(HttpVersion::parse(&d.http_version).ok_or_else(|| ConvertError::Invalid {
+            field: "result.details.http_version",
+            reason: format!("unknown version {:?}", text(d.http_version.clone())),
+        })?)
+    };
+    let redirects = u8::try_from(d.redirects)
+        .map_err(|_| ConvertError::Invalid { field: "result.details.redirects", reason: d.redirects.to_string() })?;
+    let tls = d.tls.map(|t| TlsInfo { version: text(t.version), cert_not_after_s: t.cert_not_after_s, valid: t.valid });
+    Ok(ProbeDetails { address, http_version, tls, redirects })
+}
+
+fn details_to_pb(d: &ProbeDetails) -> pb::ProbeDetails {
+    pb::ProbeDetails {
+        address: d.address.map(|a| a.to_string()).unwrap_or_default(),
+        http_version: d.http_version.map(|v| v.as_str().to_string()).unwrap_or_default(),
+        tls: d.tls.as_ref().map(|t| pb::TlsInfo {
+            version: t.version.clone(),
+            cert_not_after_s: t.cert_not_after_s,
+            valid: t.valid,
+        }),
+        redirects: u32::from(d.redirects),
     }
 }
 
@@ -182,6 +349,7 @@ impl From<&ProbeResult> for pb::ProbeResult {
                 first_byte_us: r.phases.first_byte_us,
                 transfer_us: r.phases.transfer_us,
             }),
+            details: Some(details_to_pb(&r.details)),
         }
     }
 }
@@ -200,13 +368,22 @@ mod tests {
             status_code: 0,
             error: "timed out".into(),
             phases: None,
+            details: None,
         }
     }
 
     #[test]
     fn result_round_trips() {
-        let model = ProbeResult::try_from(good_result()).unwrap();
+        let mut model = ProbeResult::try_from(good_result()).unwrap();
         assert_eq!(model.failure, Some(FailureKind::Timeout));
+        let back = pb::ProbeResult::from(&model);
+        assert_eq!(ProbeResult::try_from(back).unwrap(), model);
+        model.details = ProbeDetails {
+            address: Some("[::1]:443".parse().unwrap()),
+            http_version: Some(HttpVersion::Http11),
+            tls: Some(TlsInfo { version: "TLSv1.3".into(), cert_not_after_s: 1_800_000_000, valid: false }),
+            redirects: 2,
+        };
         let back = pb::ProbeResult::from(&model);
         assert_eq!(ProbeResult::try_from(back).unwrap(), model);
     }
@@ -220,6 +397,16 @@ mod tests {
             (Box::new(|r| r.failure = 99), "result.failure"),
             (Box::new(|r| r.success = true), "result.success"),
             (Box::new(|r| r.status_code = 70_000), "result.status_code"),
+            (
+                Box::new(|r| r.details = Some(pb::ProbeDetails { address: "nowhere".into(), ..Default::default() })),
+                "result.details.address",
+            ),
+            (
+                Box::new(|r| {
+                    r.details = Some(pb::ProbeDetails { http_version: "HTTP/9".into(), ..Default::default() })
+                }),
+                "result.details.http_version",
+            ),
         ];
         for (mutate, field) in cases {
             let mut r = good_result();
@@ -239,12 +426,56 @@ mod tests {
                 url: "https://api.example/health".into(),
                 method: String::new(),
                 expected_status: vec![],
+                ..Default::default()
             })),
         };
         let model = CheckSpec::try_from(spec.clone()).unwrap();
-        let CheckKind::Http(http) = &model.kind;
+        let CheckKind::Http(http) = &model.kind else { panic!("{model:?}") };
         assert_eq!((http.method.as_str(), http.expected_status.as_slice()), ("GET", &[200u16][..]));
+        assert_eq!(http.max_redirects, DEFAULT_MAX_REDIRECTS, "absent means the blackbox default");
         assert_eq!(CheckSpec::try_from(pb::CheckSpec::from(&model)).unwrap(), model);
+
+        let mut full = HttpCheck::get("https://api.example/health");
+        full.headers = vec![("X-A".into(), "1".into())];
+        full.body = "{}".into();
+        full.max_redirects = 0;
+        full.address = AddressPolicy { ip: IpPreference::Ip6, each_address: true };
+        full.assertions = vec![
+            BodyAssertion::Contains("a".into()),
+            BodyAssertion::NotContains("b".into()),
+            BodyAssertion::Matches("c+".into()),
+            BodyAssertion::JsonField { pointer: "/d".into(), equals: "e".into() },
+        ];
+        let kinds = [
+            CheckKind::Http(full),
+            CheckKind::Tcp(TcpCheck { host: "db".into(), port: 5432, tls: true, address: AddressPolicy::default() }),
+            CheckKind::Grpc(GrpcCheck {
+                host: "::1".into(),
+                port: 50051,
+                service: "mixer".into(),
+                tls: false,
+                address: AddressPolicy { ip: IpPreference::Ip4, each_address: false },
+            }),
+            CheckKind::Dns(DnsCheck {
+                name: "api.example".into(),
+                record_type: DnsRecordType::Txt,
+                server: Some("10.0.0.53".into()),
+                expected: vec!["v=1".into()],
+            }),
+        ];
+        for kind in kinds {
+            let model = CheckSpec { kind, ..model.clone() };
+            assert_eq!(CheckSpec::try_from(pb::CheckSpec::from(&model)).unwrap(), model);
+        }
+        let bad_regex = pb::CheckSpec {
+            kind: Some(pb::check_spec::Kind::Http(pb::HttpCheck {
+                url: "http://h/".into(),
+                assertions: vec![pb::BodyAssertion { kind: Some(pb::body_assertion::Kind::Matches("(".into())) }],
+                ..Default::default()
+            })),
+            ..spec.clone()
+        };
+        assert!(CheckSpec::try_from(bad_regex).unwrap_err().to_string().contains("assertion 0"));
         let bad = pb::CheckSpec { timeout_ms: 0, ..spec.clone() };
         assert!(CheckSpec::try_from(bad).is_err());
         let no_kind = pb::CheckSpec { kind: None, ..spec };

@@ -5,9 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use mixmon_model::{CheckId, CheckKind, CheckSpec, HttpCheck};
+use mixmon_model::check::DEFAULT_MAX_REDIRECTS;
+use mixmon_model::{
+    AddressPolicy, BodyAssertion, CheckId, CheckKind, CheckSpec, DnsCheck, DnsRecordType, GrpcCheck, HttpCheck,
+    IpPreference, TcpCheck,
+};
 
-use crate::config::{AggregatorConfig, CheckType};
+use crate::config::{AggregatorConfig, AssertionConfig, CheckConfig, CheckType};
 
 /// The environment variable operators already use for the default check interval (seconds).
 pub const HEALTH_CHECK_INTERVAL: &str = "HEALTH_CHECK_INTERVAL";
@@ -16,6 +20,8 @@ pub const HEALTH_CHECK_INTERVAL: &str = "HEALTH_CHECK_INTERVAL";
 pub struct Catalogue {
     pub version: u64,
     pub checks: BTreeMap<CheckId, CheckSpec>,
+    /// Each check's labels from the config (`tier = "edge"`); checks without labels are absent.
+    pub labels: BTreeMap<CheckId, BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,9 +32,19 @@ pub struct CatalogueError {
 
 impl Catalogue {
     pub fn new(checks: impl IntoIterator<Item = CheckSpec>) -> Self {
+        Self::with_labels(checks, BTreeMap::new())
+    }
+
+    /// A catalogue whose checks carry labels (part of the version, like everything else).
+    pub fn with_labels(
+        checks: impl IntoIterator<Item = CheckSpec>,
+        labels: BTreeMap<CheckId, BTreeMap<String, String>>,
+    ) -> Self {
         let checks: BTreeMap<CheckId, CheckSpec> = checks.into_iter().map(|c| (c.id.clone(), c)).collect();
-        let version = content_version(&checks);
-        Self { version, checks }
+        let labels: BTreeMap<_, _> =
+            labels.into_iter().filter(|(id, l)| checks.contains_key(id) && !l.is_empty()).collect();
+        let version = content_version(&checks, &labels);
+        Self { version, checks, labels }
     }
 
     /// Resolves and validates the config's checks. `health_check_interval` is the value of
@@ -45,6 +61,7 @@ impl Catalogue {
             }
         }
         let mut checks = BTreeMap::new();
+        let mut labels = BTreeMap::new();
         for (index, check) in config.checks.iter().enumerate() {
             let id = match CheckId::new(check.id.clone()) {
                 Ok(id) => id,
@@ -55,24 +72,22 @@ impl Catalogue {
             };
             let interval_ms = check.interval_s.unwrap_or(default_interval_s).saturating_mul(1_000);
             let timeout_ms = check.timeout_ms.unwrap_or(config.defaults.timeout_ms.min(interval_ms));
-            let kind = match check.check_type {
-                CheckType::Http => CheckKind::Http(HttpCheck {
-                    url: check.url.clone(),
-                    method: check.method.to_ascii_uppercase(),
-                    expected_status: check.expected_status.clone(),
-                }),
-            };
+            let (kind, kind_problems) = check_kind(check);
+            problems.extend(kind_problems.into_iter().map(|p| format!("checks[{index}] ({id}): {p}")));
             let spec = CheckSpec { id: id.clone(), interval_ms, timeout_ms, kind };
             problems.extend(spec.problems().iter().map(|p| format!("checks[{index}]: {p}")));
-            if check.expected_status.is_empty() {
+            if check.check_type == CheckType::Http && check.expected_status.is_empty() {
                 problems.push(format!("checks[{index}]: expected_status must not be empty"));
+            }
+            if !check.labels.is_empty() {
+                labels.insert(id.clone(), check.labels.clone());
             }
             if checks.insert(id.clone(), spec).is_some() {
                 problems.push(format!("checks[{index}]: duplicate check id {id}"));
             }
         }
         if problems.is_empty() {
-            Ok(Self::new(checks.into_values()))
+            Ok(Self::with_labels(checks.into_values(), labels))
         } else {
             Err(CatalogueError { problems })
         }
@@ -86,7 +101,147 @@ impl Catalogue {
     }
 }
 
-fn content_version(checks: &BTreeMap<CheckId, CheckSpec>) -> u64 {
+/// What a check's config asks for, and every reason it cannot be built as asked (keys of other
+/// types set, values that do not parse); `CheckSpec::problems` then validates the result too,
+/// so one load lists every problem.
+fn check_kind(check: &CheckConfig) -> (CheckKind, Vec<String>) {
+    let mut problems = Vec::new();
+    let ty = check.check_type;
+    let type_name = match ty {
+        CheckType::Http => "http",
+        CheckType::Tcp => "tcp",
+        CheckType::Grpc => "grpc",
+        CheckType::Dns => "dns",
+    };
+    let mut unused = |key: &str, set: bool, applies: &[CheckType]| {
+        if set && !applies.contains(&ty) {
+            problems.push(format!("{key} does not apply to a {type_name} check"));
+        }
+    };
+    use CheckType::{Dns, Grpc, Http, Tcp};
+    unused("url", !check.url.is_empty(), &[Http]);
+    unused("method", check.method != "GET", &[Http]);
+    unused("expected_status", check.expected_status != [200], &[Http]);
+    unused("headers", !check.headers.is_empty(), &[Http]);
+    unused("body", check.body.is_some(), &[Http]);
+    unused("assert", !check.assertions.is_empty(), &[Http]);
+    unused("follow_redirects", check.follow_redirects.is_some(), &[Http]);
+    unused("max_redirects", check.max_redirects.is_some(), &[Http]);
+    unused("ip", check.ip.is_some(), &[Http, Tcp, Grpc]);
+    unused("each_address", check.each_address, &[Http, Tcp, Grpc]);
+    unused("host", check.host.is_some(), &[Tcp, Grpc]);
+    unused("port", check.port.is_some(), &[Tcp, Grpc]);
+    unused("tls", check.tls, &[Tcp, Grpc]);
+    unused("service", check.service.is_some(), &[Grpc]);
+    unused("name", check.name.is_some(), &[Dns]);
+    unused("record_type", check.record_type.is_some(), &[Dns]);
+    unused("server", check.server.is_some(), &[Dns]);
+    unused("expected", !check.expected.is_empty(), &[Dns]);
+
+    let ip = match check.ip.as_deref() {
+        None => IpPreference::Any,
+        Some(text) => IpPreference::parse(text).unwrap_or_else(|| {
+            problems.push(format!("ip {text:?} must be one of any, ip4, ip6"));
+            IpPreference::Any
+        }),
+    };
+    let address = AddressPolicy { ip, each_address: check.each_address };
+    let required = |problems: &mut Vec<String>, key: &str, value: Option<&str>| -> String {
+        value.map(str::to_string).unwrap_or_else(|| {
+            problems.push(format!("{key} is required for a {type_name} check"));
+            String::new()
+        })
+    };
+    let kind = match ty {
+        Http => {
+            let url = required(&mut problems, "url", Some(check.url.as_str()).filter(|u| !u.is_empty()));
+            let max_redirects = match (check.follow_redirects, check.max_redirects) {
+                (Some(false), _) => 0,
+                (_, Some(n)) => n,
+                (_, None) => DEFAULT_MAX_REDIRECTS,
+            };
+            let assertions = check
+                .assertions
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| match assertion(a) {
+                    Ok(a) => Some(a),
+                    Err(reason) => {
+                        problems.push(format!("assert[{i}]: {reason}"));
+                        None
+                    }
+                })
+                .collect();
+            CheckKind::Http(HttpCheck {
+                url,
+                method: check.method.to_ascii_uppercase(),
+                expected_status: check.expected_status.clone(),
+                headers: check.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                body: check.body.clone().unwrap_or_default(),
+                assertions,
+                max_redirects,
+                address,
+            })
+        }
+        Tcp | Grpc => {
+            let host = required(&mut problems, "host", check.host.as_deref());
+            let port = match check.port {
+                Some(port) => port,
+                None => {
+                    problems.push(format!("port is required for a {type_name} check"));
+                    0
+                }
+            };
+            if ty == Tcp {
+                CheckKind::Tcp(TcpCheck { host, port, tls: check.tls, address })
+            } else {
+                let service = check.service.clone().unwrap_or_default();
+                CheckKind::Grpc(GrpcCheck { host, port, service, tls: check.tls, address })
+            }
+        }
+        Dns => {
+            let name = required(&mut problems, "name", check.name.as_deref());
+            let record_type = match check.record_type.as_deref() {
+                None => DnsRecordType::A,
+                Some(text) => DnsRecordType::parse(text).unwrap_or_else(|| {
+                    problems.push(format!("record_type {text:?} must be one of A, AAAA, CNAME, TXT, MX, NS"));
+                    DnsRecordType::A
+                }),
+            };
+            CheckKind::Dns(DnsCheck {
+                name,
+                record_type,
+                server: check.server.clone(),
+                expected: check.expected.clone(),
+            })
+        }
+    };
+    (kind, problems)
+}
+
+fn assertion(a: &AssertionConfig) -> Result<BodyAssertion, String> {
+    let chosen =
+        [a.body_contains.is_some(), a.body_not_contains.is_some(), a.body_regex.is_some(), a.json_pointer.is_some()];
+    if chosen.iter().filter(|c| **c).count() != 1 {
+        return Err("set exactly one of body_contains, body_not_contains, body_regex, json_pointer".into());
+    }
+    if a.equals.is_some() != a.json_pointer.is_some() {
+        return Err("equals goes with json_pointer, and json_pointer needs equals".into());
+    }
+    Ok(match (a, &a.json_pointer, &a.equals) {
+        (_, Some(pointer), Some(equals)) => {
+            BodyAssertion::JsonField { pointer: pointer.clone(), equals: equals.clone() }
+        }
+        (AssertionConfig { body_contains: Some(text), .. }, _, _) => BodyAssertion::Contains(text.clone()),
+        (AssertionConfig { body_not_contains: Some(text), .. }, _, _) => BodyAssertion::NotContains(text.clone()),
+        (AssertionConfig { body_regex: Some(regex), .. }, _, _) => BodyAssertion::Matches(regex.clone()),
+        _ => return Err("set exactly one kind of assertion".into()),
+    })
+}
+
+/// FNV-1a over every field of every check (through its `Debug` form, which names every field,
+/// so a field added later is covered without touching this) and the labels.
+fn content_version(checks: &BTreeMap<CheckId, CheckSpec>, labels: &BTreeMap<CheckId, BTreeMap<String, String>>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
         for byte in bytes.iter().chain(std::iter::once(&0xff)) {
@@ -95,18 +250,13 @@ fn content_version(checks: &BTreeMap<CheckId, CheckSpec>) -> u64 {
         }
     };
     for spec in checks.values() {
-        feed(spec.id.as_str().as_bytes());
-        feed(&spec.interval_ms.to_le_bytes());
-        feed(&spec.timeout_ms.to_le_bytes());
-        match &spec.kind {
-            CheckKind::Http(http) => {
-                feed(b"http");
-                feed(http.url.as_bytes());
-                feed(http.method.as_bytes());
-                for status in &http.expected_status {
-                    feed(&status.to_le_bytes());
-                }
-            }
+        feed(format!("{spec:?}").as_bytes());
+    }
+    for (id, labels) in labels {
+        feed(id.as_str().as_bytes());
+        for (key, value) in labels {
+            feed(key.as_bytes());
+            feed(value.as_bytes());
         }
     }
     // Zero means "none" on the wire.
@@ -169,6 +319,119 @@ mod tests {
         {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
+    }
+
+    const EVERY_KIND: &str = r#"
+        [[checks]]
+        id = "api"
+        url = "https://api.example/health"
+        method = "post"
+        headers = { X-Token = "t" }
+        body = "{}"
+        follow_redirects = false
+        ip = "ip6"
+        each_address = true
+        assert = [{ body_contains = "ok" }, { body_regex = "^up" }, { json_pointer = "/status", equals = "up" }]
+        labels = { tier = "edge" }
+        [[checks]]
+        id = "db"
+        type = "tcp"
+        host = "db.internal"
+        port = 5432
+        tls = true
+        [[checks]]
+        id = "mixer-grpc"
+        type = "grpc"
+        host = "10.0.0.1"
+        port = 50051
+        service = "mixer"
+        [[checks]]
+        id = "api-dns"
+        type = "dns"
+        name = "api.example"
+        record_type = "aaaa"
+        server = "10.0.0.53"
+        expected = ["::1"]
+    "#;
+
+    #[test]
+    fn every_kind_is_built_with_its_options() {
+        let catalogue = Catalogue::from_config(&config(EVERY_KIND), None).unwrap();
+        let get = |id: &str| catalogue.checks[&CheckId::new(id).unwrap()].kind.clone();
+        let CheckKind::Http(http) = get("api") else { panic!() };
+        assert_eq!((http.method.as_str(), http.max_redirects, http.body.as_str()), ("POST", 0, "{}"));
+        assert_eq!(http.address, AddressPolicy { ip: IpPreference::Ip6, each_address: true });
+        assert_eq!(http.headers, [("X-Token".to_string(), "t".to_string())]);
+        assert_eq!(
+            http.assertions,
+            [
+                BodyAssertion::Contains("ok".into()),
+                BodyAssertion::Matches("^up".into()),
+                BodyAssertion::JsonField { pointer: "/status".into(), equals: "up".into() }
+            ]
+        );
+        assert_eq!(
+            get("db"),
+            CheckKind::Tcp(TcpCheck {
+                host: "db.internal".into(),
+                port: 5432,
+                tls: true,
+                address: AddressPolicy::default()
+            })
+        );
+        assert!(matches!(get("mixer-grpc"), CheckKind::Grpc(g) if g.service == "mixer" && g.port == 50051));
+        assert!(matches!(get("api-dns"), CheckKind::Dns(d) if d.record_type == DnsRecordType::Aaaa));
+        assert_eq!(catalogue.labels[&CheckId::new("api").unwrap()]["tier"], "edge");
+
+        let relabelled = Catalogue::from_config(&config(&EVERY_KIND.replace("edge", "core")), None).unwrap();
+        assert_ne!(catalogue.version, relabelled.version, "labels are part of the version");
+        let reasserted = Catalogue::from_config(&config(&EVERY_KIND.replace("^up", "^down")), None).unwrap();
+        assert_ne!(catalogue.version, reasserted.version, "every option is part of the version");
+    }
+
+    #[test]
+    fn misplaced_and_malformed_options_are_all_listed() {
+        let text = r#"
+            [[checks]]
+            id = "a"
+            type = "tcp"
+            url = "http://x"
+            host = "db"
+            [[checks]]
+            id = "b"
+            url = "http://x"
+            ip = "ip5"
+            assert = [{ body_regex = "(" }, { body_contains = "a", body_regex = "b" }, { json_pointer = "x", equals = "1" }]
+            [[checks]]
+            id = "c"
+            type = "dns"
+            name = "x.example"
+            record_type = "SOA"
+            expected = ["not an ip"]
+        "#;
+        let err = Catalogue::from_config(&config(text), None).unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "checks[0] (a): url does not apply to a tcp check",
+            "checks[0] (a): port is required for a tcp check",
+            "checks[1] (b): ip \"ip5\" must be one of any, ip4, ip6",
+            "checks[1] (b): assert[1]: set exactly one of",
+            "checks[2] (c): record_type \"SOA\"",
+            "checks[1]: check b: assertion 0 (body matches /(/)",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+        // Once the kind builds, the spec's own validation speaks: the regex and the pointer.
+        let text = r#"
+            [[checks]]
+            id = "b"
+            url = "http://x"
+            assert = [{ body_regex = "(" }, { json_pointer = "x", equals = "1" }]
+        "#;
+        let err = Catalogue::from_config(&config(text), None).unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(err.problems[0].contains("assertion 0 (body matches /(/)"), "{err}");
+        assert!(err.problems[1].contains("must be empty or start with '/'"), "{err}");
     }
 
     #[test]

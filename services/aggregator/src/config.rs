@@ -16,6 +16,7 @@
 //! url = "https://us-west.mixer.example/health"
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use mixmon_config::Secret;
@@ -35,6 +36,9 @@ pub struct AggregatorConfig {
     pub defaults: CheckDefaults,
     #[serde(default)]
     pub checks: Vec<CheckConfig>,
+    /// Rules narrowing which probers run which checks (by default all run all).
+    #[serde(default)]
+    pub assignments: Vec<crate::assignment::AssignmentRule>,
 }
 
 fn default_listen() -> String {
@@ -84,19 +88,49 @@ fn default_timeout_ms() -> u32 {
     5_000
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckType {
+    #[default]
     Http,
+    Tcp,
+    Grpc,
+    Dns,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// One check. Which keys apply depends on `type`; a key set for another type is refused at
+/// load, so a typo'd catalogue never silently probes something else.
+///
+/// ```toml
+/// [[checks]]                       # HTTP(S); every key but id and url is optional
+/// id = "api"
+/// url = "https://api.mixer.example/health"
+/// method = "POST"                  # GET
+/// headers = { Authorization = "Bearer x" }
+/// body = '{"ping":1}'
+/// expected_status = [200, 204]     # [200]
+/// follow_redirects = true          # true, at most max_redirects (10)
+/// ip = "ip4"                       # any | ip4 | ip6
+/// each_address = true             # one result per resolved address
+/// assert = [{ body_contains = "ok" }, { body_regex = "^up" }, { json_pointer = "/status", equals = "up" }]
+/// labels = { tier = "edge" }
+///
+/// [[checks]]
+/// id = "db"
+/// type = "tcp"                     # also grpc (host, port, service, tls) and
+/// host = "db.internal"             # dns (name, record_type, server, expected)
+/// port = 5432
+/// tls = true
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckConfig {
     /// Unique; names the endpoint in every SLI (`us-west`, `api`, ...).
     pub id: String,
-    #[serde(default = "default_type", rename = "type")]
+    #[serde(default, rename = "type")]
     pub check_type: CheckType,
+    /// http: the URL probed.
+    #[serde(default)]
     pub url: String,
     #[serde(default = "default_method")]
     pub method: String,
@@ -104,10 +138,55 @@ pub struct CheckConfig {
     pub expected_status: Vec<u16>,
     pub interval_s: Option<u32>,
     pub timeout_ms: Option<u32>,
+    /// http: extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// http: the request body.
+    pub body: Option<String>,
+    /// http: conditions on the response body, all of which must hold.
+    #[serde(default, rename = "assert")]
+    pub assertions: Vec<AssertionConfig>,
+    /// http: follow redirects (default true, as the blackbox exporter does).
+    pub follow_redirects: Option<bool>,
+    /// http: at most this many redirects are followed (default 10).
+    pub max_redirects: Option<u8>,
+    /// http, tcp, grpc: `any` (default), `ip4` or `ip6`.
+    pub ip: Option<String>,
+    /// http, tcp, grpc: probe every resolved address, one result each.
+    #[serde(default)]
+    pub each_address: bool,
+    /// tcp, grpc: where to connect.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// tcp, grpc: TLS after connecting (certificate verified, expiry recorded).
+    #[serde(default)]
+    pub tls: bool,
+    /// grpc: the service asked about (`grpc.health.v1`); empty for the whole server.
+    pub service: Option<String>,
+    /// dns: the name queried.
+    pub name: Option<String>,
+    /// dns: A (default), AAAA, CNAME, TXT, MX or NS.
+    pub record_type: Option<String>,
+    /// dns: `ip[:port]` of the server asked; the node's resolver when unset.
+    pub server: Option<String>,
+    /// dns: values that must all be among the answers.
+    #[serde(default)]
+    pub expected: Vec<String>,
+    /// Free-form labels (`tier = "edge"`), for assignment rules and people.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
-fn default_type() -> CheckType {
-    CheckType::Http
+/// One body assertion: exactly one of `body_contains`, `body_not_contains`, `body_regex`, or
+/// `json_pointer` with `equals`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionConfig {
+    pub body_contains: Option<String>,
+    pub body_not_contains: Option<String>,
+    pub body_regex: Option<String>,
+    pub json_pointer: Option<String>,
+    pub equals: Option<String>,
 }
 
 fn default_method() -> String {

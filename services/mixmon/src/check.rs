@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mixmon_aggregator::{AggregatorConfig, Catalogue};
-use mixmon_model::{CheckKind, ProbeResult};
+use mixmon_model::ProbeResult;
 use mixmon_prober::checks::HttpProber;
 
 #[derive(clap::Args)]
@@ -62,18 +62,19 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_all(prober: &HttpProber, catalogue: &Catalogue) -> Vec<ProbeResult> {
-    let probes = catalogue.checks.values().map(|spec| async move {
-        match &spec.kind {
-            CheckKind::Http(http) => prober.probe(spec, http, mixmon_prober::scheduler::unix_ms()).await,
-        }
-    });
-    futures::future::join_all(probes).await
+    let probes = catalogue
+        .checks
+        .values()
+        .map(|spec| mixmon_prober::checks::run(prober, spec, mixmon_prober::scheduler::unix_ms()));
+    futures::future::join_all(probes).await.into_iter().flatten().collect()
 }
 
 fn url(catalogue: &Catalogue, result: &ProbeResult) -> String {
-    match catalogue.checks.get(&result.check_id).map(|spec| &spec.kind) {
-        Some(CheckKind::Http(http)) => http.url.clone(),
-        None => String::new(),
+    let target = catalogue.checks.get(&result.check_id).map(|spec| spec.kind.target()).unwrap_or_default();
+    // The address probed, when the target does not already name it (a DNS server does).
+    match result.details.address {
+        Some(addr) if !target.contains(&addr.to_string()) => format!("{target} ({addr})"),
+        _ => target,
     }
 }
 
@@ -116,6 +117,15 @@ fn to_json(catalogue: &Catalogue, results: &[ProbeResult]) -> serde_json::Value 
                     "first_byte": r.phases.first_byte_us as f64 / 1_000.0,
                     "transfer": r.phases.transfer_us as f64 / 1_000.0,
                 },
+                "address": r.details.address.map(|a| a.to_string()),
+                "http_version": r.details.http_version.map(|v| v.as_str()),
+                "redirects": r.details.redirects,
+                "tls": r.details.tls.as_ref().map(|t| serde_json::json!({
+                    "version": t.version,
+                    "valid": t.valid,
+                    "cert_not_after_s": t.cert_not_after_s,
+                    "days_left": r.tls_days_left(),
+                })),
             })
         })
         .collect();

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mixmon_model::{CheckId, CheckKind, CheckSpec, ProbeResult};
+use mixmon_model::{CheckId, CheckSpec, ProbeResult};
 use tokio::task::JoinHandle;
 
 use crate::buffer::ResultBuffer;
-use crate::checks::HttpProber;
+use crate::checks::{self, HttpProber};
 use crate::ground_truth::GroundTruth;
 
 /// Where results go: the delivery buffer, and the ground-truth log when one is configured.
@@ -103,9 +103,9 @@ async fn run_check(spec: CheckSpec, http: Arc<HttpProber>, sink: ResultSink) {
         let next = spec.next_run_after(now);
         tokio::time::sleep(Duration::from_millis((next - now).max(0) as u64)).await;
         let started_at_ms = unix_ms();
-        let result = match &spec.kind {
-            CheckKind::Http(check) => http.probe(&spec, check, started_at_ms).await,
-        };
-        sink.record(result);
+        // One result, or one per address with `each_address`.
+        for result in checks::run(&http, &spec, started_at_ms).await {
+            sink.record(result);
+        }
     }
 }

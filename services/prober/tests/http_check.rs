@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 const PROBE_DEADLINE: Duration = Duration::from_secs(15);
 
 fn spec(url: &str, timeout_ms: u32, expected_status: &[u16]) -> (CheckSpec, HttpCheck) {
-    let http = HttpCheck { url: url.to_owned(), method: "GET".to_owned(), expected_status: expected_status.to_vec() };
+    let http = HttpCheck { expected_status: expected_status.to_vec(), ..HttpCheck::get(url) };
     let spec = CheckSpec {
         id: CheckId::new("test-check").expect("a valid id"),
         interval_ms: 10_000,
@@ -309,7 +309,9 @@ async fn run_dispatches_on_the_check_kind() {
     let (addr, _requests) = serve(reply("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")).await;
     let (spec, _http) = spec(&format!("http://{addr}/"), 5_000, &[200]);
     let prober = HttpProber::new().expect("prober");
-    let result = tokio::time::timeout(PROBE_DEADLINE, checks::run(&prober, &spec, 42)).await.expect("probe returned");
-    assert!(result.success(), "{result:#?}");
-    assert_eq!(result.started_at_ms, 42);
+    let results = tokio::time::timeout(PROBE_DEADLINE, checks::run(&prober, &spec, 42)).await.expect("probe returned");
+    assert_eq!(results.len(), 1, "one address, one result: {results:#?}");
+    assert!(results[0].success(), "{results:#?}");
+    assert_eq!(results[0].started_at_ms, 42);
+    assert_eq!(results[0].details.address, Some(addr));
 }

@@ -1,32 +1,37 @@
 //! The HTTP(S) check engine: one fresh connection per probe (no pooling, as the blackbox
 //! exporter does, so every probe pays and measures DNS, connect and TLS), timed phase by phase,
 //! bounded as a whole by the check's timeout, and reporting every failure as a result named by
-//! the phase it happened in.
+//! the phase it happened in: DNS, connect, TLS, status, assertion, timeout.
 //!
-//! Built for throughput: the TLS client configuration is built once per [`HttpProber`], the
+//! Redirects are followed up to the check's limit, each hop on a new connection, with the
+//! phases summed over hops. Body assertions (substring, regex, a JSON field) run on the first
+//! [`BODY_LIMIT_BYTES`] of the last response.
+//!
+//! Built for throughput: the TLS client configurations are built once per [`HttpProber`], the
 //! HTTP/1 connection is driven inside the probe's own future (no task spawn per probe, and it
-//! cannot outlive the probe), and nothing is formatted on the success path.
+//! cannot outlive the probe), and nothing is formatted or collected on the success path of a
+//! check without assertions.
 
-use std::error::Error as StdError;
-use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::header::HeaderName;
 use http::uri::{PathAndQuery, Scheme};
-use http::{header, HeaderValue, Method, Request, Uri};
-use http_body_util::{BodyExt, Empty};
+use http::{header, HeaderValue, Method, Request, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use mixmon_model::{CheckSpec, FailureKind, HttpCheck, PhaseTimings, ProbeResult};
-use rustls::pki_types::ServerName;
+use mixmon_model::{BodyAssertion, CheckSpec, FailureKind, HttpCheck, HttpVersion, ProbeResult};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// Read at most this much of a body: enough to time a realistic transfer, bounded so a huge or
-/// endless response cannot pin a prober's memory or time.
+use super::common::{chain, connect, micros, resolve_first, tls_handshake, Failure, Phase, Progress};
+
+/// Read at most this much of a body: enough to time a realistic transfer and to check it,
+/// bounded so a huge or endless response cannot pin a prober's memory or time.
 pub const BODY_LIMIT_BYTES: u64 = 1 << 20;
 
 const USER_AGENT: &str = concat!("mixmon-prober/", env!("CARGO_PKG_VERSION"));
@@ -38,11 +43,16 @@ pub enum CheckError {
     TlsConfig(#[from] rustls::Error),
 }
 
-/// Runs HTTP(S) probes. Build one and share it (it is cheap to clone: the TLS configuration
-/// sits behind an `Arc`).
+/// Runs probes of every kind (HTTP(S), TCP, gRPC health, DNS; the name is historical). Build
+/// one and share it: it is cheap to clone, the TLS configurations sit behind `Arc`s.
 #[derive(Clone)]
 pub struct HttpProber {
-    tls: TlsConnector,
+    /// ALPN `http/1.1`: we only speak HTTP/1.1, and saying so keeps servers from choosing h2.
+    pub(crate) http1: TlsConnector,
+    /// ALPN `h2`, which gRPC requires.
+    pub(crate) h2: TlsConnector,
+    /// No ALPN, for TCP checks: a server insisting on its own protocol list must not refuse us.
+    pub(crate) plain: TlsConnector,
 }
 
 impl std::fmt::Debug for HttpProber {
@@ -62,207 +72,205 @@ impl HttpProber {
     /// A prober trusting exactly `roots`: for private CAs and tests.
     pub fn with_root_certificates(roots: rustls::RootCertStore) -> Result<Self, CheckError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        // We only speak HTTP/1.1; saying so keeps servers from choosing h2.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Self { tls: TlsConnector::from(Arc::new(config)) })
+        let config = |alpn: &[u8]| -> Result<TlsConnector, CheckError> {
+            let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth();
+            if !alpn.is_empty() {
+                config.alpn_protocols = vec![alpn.to_vec()];
+            }
+            Ok(TlsConnector::from(Arc::new(config)))
+        };
+        Ok(Self { http1: config(b"http/1.1")?, h2: config(b"h2")?, plain: config(b"")? })
     }
 
-    /// Probes `http` once, within `spec.timeout_ms`. Never panics and never errors: every
-    /// failure comes back as a result with `failure` set and `error` naming the phase.
+    /// Probes `http` once, within `spec.timeout_ms`, at the first address its host resolves
+    /// to. Never panics and never errors: every failure comes back as a result with `failure`
+    /// set and `error` naming the phase.
     pub async fn probe(&self, spec: &CheckSpec, http: &HttpCheck, started_at_ms: i64) -> ProbeResult {
+        self.probe_at(spec, http, started_at_ms, None).await
+    }
+
+    /// Probes with the first hop going to `addr` (already resolved, `dns_us` spent on it) when
+    /// given: how every address behind a name gets its own result.
+    pub(crate) async fn probe_at(
+        &self,
+        spec: &CheckSpec,
+        http: &HttpCheck,
+        started_at_ms: i64,
+        addr: Option<(SocketAddr, u64)>,
+    ) -> ProbeResult {
         let start = Instant::now();
         let mut progress = Progress::new(start);
-        let budget = Duration::from_millis(u64::from(spec.timeout_ms));
-        let outcome = tokio::time::timeout(budget, self.run(http, &mut progress)).await;
-        let (failure, error) = match outcome {
-            Ok(Ok(())) => (None, String::new()),
-            Ok(Err(failure)) => {
-                // The phase that failed still took time (a slow refusal, a DNS server timing
-                // out): charge it, so the phases add up to the duration.
-                progress.finish();
-                (Some(failure.kind), failure.error)
-            }
-            Err(_elapsed) => {
-                // Charge the time spent so far to the phase that was running, so the phases
-                // still add up to the duration and show where the time went.
-                progress.finish();
-                let error = format!("timeout after {} ms during {}", spec.timeout_ms, progress.phase.name());
-                (Some(FailureKind::Timeout), error)
-            }
-        };
-        ProbeResult {
-            check_id: spec.id.clone(),
-            started_at_ms,
-            failure,
-            duration_us: micros(start.elapsed()),
-            status_code: progress.status,
-            error,
-            phases: progress.phases,
+        if let Some((_, dns_us)) = addr {
+            progress.phases.dns_us = dns_us;
         }
+        let budget = Duration::from_millis(u64::from(spec.timeout_ms));
+        let outcome = tokio::time::timeout(budget, self.run(http, &mut progress, addr.map(|(a, _)| a))).await;
+        conclude(spec, started_at_ms, start, progress, outcome)
     }
 
-    async fn run(&self, http: &HttpCheck, progress: &mut Progress) -> Result<(), Failure> {
-        let target =
-            Target::parse(&http.url).map_err(|e| Failure::new(FailureKind::Connection, format!("url: {e}")))?;
-        let method = Method::from_bytes(http.method.as_bytes()).map_err(|_| {
+    async fn run(&self, http: &HttpCheck, progress: &mut Progress, first: Option<SocketAddr>) -> Result<(), Failure> {
+        let mut method = Method::from_bytes(http.method.as_bytes()).map_err(|_| {
             Failure::new(FailureKind::Connection, format!("method: {:?} is not an HTTP method", http.method))
         })?;
+        let mut url: Cow<'_, str> = Cow::Borrowed(&http.url);
+        let mut with_body = !http.body.is_empty();
+        let mut first = first;
+        loop {
+            let target = Target::parse(&url).map_err(|e| Failure::new(FailureKind::Connection, format!("url: {e}")))?;
+            let addr = match first.take() {
+                Some(addr) => addr,
+                None => resolve_first(target.host(), target.port, http.address.ip, progress).await?,
+            };
+            let tcp = connect(addr, progress).await?;
+            let request = build_request(&target, method.clone(), http, with_body)?;
+            let collect = !http.assertions.is_empty();
+            let response = if target.tls {
+                let stream = tls_handshake(&self.http1, target.host(), tcp, progress).await?;
+                exchange(stream, request, progress, collect).await?
+            } else {
+                exchange(tcp, request, progress, collect).await?
+            };
 
-        let addr = match target.ip() {
-            Some(ip) => SocketAddr::new(ip, target.port),
-            None => {
-                progress.enter(Phase::Dns);
-                let addr = resolve(target.host(), target.port).await?;
-                progress.finish();
-                addr
+            let status = progress.status;
+            let redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
+            if redirect && progress.details.redirects < http.max_redirects {
+                if let Some(location) = response.location {
+                    progress.details.redirects += 1;
+                    url = Cow::Owned(target.join(&location).map_err(|reason| {
+                        Failure::new(FailureKind::Connection, format!("redirect: location {location:?}: {reason}"))
+                    })?);
+                    // What browsers and Go do: 303 always, and 301/302 after a POST, turn into
+                    // a GET without a body; 307/308 repeat the request as it was.
+                    if status == 303 || (method == Method::POST && matches!(status, 301 | 302)) {
+                        method = Method::GET;
+                        with_body = false;
+                    }
+                    continue;
+                }
+            }
+
+            let accepted = if http.expected_status.is_empty() {
+                // Validation never lets this through; the blackbox exporter's default is the
+                // sensible fallback if it ever does.
+                (200..300).contains(&status)
+            } else {
+                http.expected_status.contains(&status)
+            };
+            if !accepted {
+                let after = match progress.details.redirects {
+                    0 => String::new(),
+                    n => format!(" (after {n} redirects)"),
+                };
+                let error = if http.expected_status.is_empty() {
+                    format!("status {status} not in 2xx{after}")
+                } else {
+                    format!("status {status} not in {:?}{after}", http.expected_status)
+                };
+                return Err(Failure::new(FailureKind::BadStatus, error));
+            }
+            return check_assertions(&http.assertions, &response.body);
+        }
+    }
+}
+
+/// Turns a probe's outcome into its result: a failure or timeout charges the running phase's
+/// time to that phase, so the phases still add up to the duration and show where it went.
+pub(crate) fn conclude(
+    spec: &CheckSpec,
+    started_at_ms: i64,
+    start: Instant,
+    mut progress: Progress,
+    outcome: Result<Result<(), Failure>, tokio::time::error::Elapsed>,
+) -> ProbeResult {
+    let (failure, error) = match outcome {
+        Ok(Ok(())) => (None, String::new()),
+        Ok(Err(failure)) => {
+            progress.finish();
+            (Some(failure.kind), failure.error)
+        }
+        Err(_elapsed) => {
+            progress.finish();
+            let error = format!("timeout after {} ms during {}", spec.timeout_ms, progress.phase.name());
+            (Some(FailureKind::Timeout), error)
+        }
+    };
+    let end = match (&failure, progress.done_at) {
+        (None, Some(done_at)) => done_at,
+        _ => Instant::now(),
+    };
+    ProbeResult {
+        check_id: spec.id.clone(),
+        started_at_ms,
+        failure,
+        duration_us: micros(end.duration_since(start)),
+        status_code: progress.status,
+        error,
+        phases: progress.phases,
+        details: progress.details,
+    }
+}
+
+/// Every assertion in order; the first that does not hold fails the probe, named by its index
+/// and its text, so an operator sees which one without looking the check up.
+fn check_assertions(assertions: &[BodyAssertion], body: &[u8]) -> Result<(), Failure> {
+    if assertions.is_empty() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(body);
+    let mut json: Option<Result<serde_json::Value, String>> = None;
+    for (index, assertion) in assertions.iter().enumerate() {
+        let problem = match assertion {
+            BodyAssertion::Contains(needle) => (!text.contains(needle.as_str())).then(|| "not found".to_string()),
+            BodyAssertion::NotContains(needle) => text.contains(needle.as_str()).then(|| "found".to_string()),
+            BodyAssertion::Matches(pattern) => match mixmon_model::check::compile_body_regex(pattern) {
+                Ok(regex) => (!regex.is_match(&text)).then(|| "no match".to_string()),
+                Err(e) => Some(format!("bad regex: {e}")),
+            },
+            BodyAssertion::JsonField { pointer, equals } => {
+                let parsed = json.get_or_insert_with(|| {
+                    serde_json::from_slice::<serde_json::Value>(body).map_err(|e| format!("body is not JSON: {e}"))
+                });
+                match parsed {
+                    Err(e) => Some(e.clone()),
+                    Ok(value) => match value.pointer(pointer) {
+                        None => Some("no such field".to_string()),
+                        Some(serde_json::Value::String(found)) if found == equals => None,
+                        Some(serde_json::Value::String(found)) => Some(format!("found {found:?}")),
+                        Some(found) => {
+                            let found = found.to_string();
+                            (found != *equals).then(|| format!("found {found}"))
+                        }
+                    },
+                }
             }
         };
-
-        progress.enter(Phase::Connect);
-        let tcp = TcpStream::connect(addr).await.map_err(|e| connect_failure(&e, addr))?;
-        // Requests are tiny and sent once: Nagle would only add delay to first byte.
-        tcp.set_nodelay(true).map_err(|e| connect_failure(&e, addr))?;
-        progress.finish();
-
-        let request = build_request(&target, method)?;
-        if target.tls {
-            progress.enter(Phase::Tls);
-            let name = ServerName::try_from(target.host())
-                .map_err(|e| Failure::new(FailureKind::Tls, format!("tls: server name {:?}: {e}", target.host())))?
-                .to_owned();
-            let stream = self
-                .tls
-                .connect(name, tcp)
-                .await
-                .map_err(|e| Failure::new(FailureKind::Tls, format!("tls: {}", chain(&e))))?;
-            progress.finish();
-            exchange(stream, request, progress).await?;
-        } else {
-            exchange(tcp, request, progress).await?;
-        }
-
-        let status = progress.status;
-        let accepted = if http.expected_status.is_empty() {
-            // Validation never lets this through; the blackbox exporter's default is the
-            // sensible fallback if it ever does.
-            (200..300).contains(&status)
-        } else {
-            http.expected_status.contains(&status)
-        };
-        if !accepted {
-            let error = if http.expected_status.is_empty() {
-                format!("status {status} not in 2xx")
-            } else {
-                format!("status {status} not in {:?}", http.expected_status)
-            };
-            return Err(Failure::new(FailureKind::BadStatus, error));
-        }
-        Ok(())
-    }
-}
-
-/// The phase a probe is in, so a timeout can say where the time went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Dns,
-    Connect,
-    Tls,
-    FirstByte,
-    Transfer,
-}
-
-impl Phase {
-    fn name(self) -> &'static str {
-        match self {
-            Phase::Dns => "dns",
-            Phase::Connect => "connect",
-            Phase::Tls => "tls",
-            Phase::FirstByte => "first byte",
-            Phase::Transfer => "transfer",
+        if let Some(problem) = problem {
+            let mut problem = problem;
+            problem.truncate(200);
+            return Err(Failure::new(
+                FailureKind::AssertionFailed,
+                format!("assertion {index} ({assertion}) failed: {problem}"),
+            ));
         }
     }
+    Ok(())
 }
 
-/// What the probe has measured so far. Lives outside the timed-out future so a timeout keeps
-/// the timings of the phases that completed.
-struct Progress {
-    phase: Phase,
-    /// Whether `phase` was entered and not yet finished.
-    running: bool,
-    phase_started: Instant,
-    phases: PhaseTimings,
-    status: u16,
-}
-
-impl Progress {
-    fn new(start: Instant) -> Self {
-        Self { phase: Phase::Dns, running: false, phase_started: start, phases: PhaseTimings::default(), status: 0 }
-    }
-
-    fn enter(&mut self, phase: Phase) {
-        self.phase = phase;
-        self.running = true;
-        self.phase_started = Instant::now();
-    }
-
-    /// Records the running phase's time since it was entered; a no-op between phases, so a
-    /// completed phase is never charged twice.
-    fn finish(&mut self) {
-        if !self.running {
-            return;
-        }
-        self.running = false;
-        let us = micros(self.phase_started.elapsed());
-        let slot = match self.phase {
-            Phase::Dns => &mut self.phases.dns_us,
-            Phase::Connect => &mut self.phases.connect_us,
-            Phase::Tls => &mut self.phases.tls_us,
-            Phase::FirstByte => &mut self.phases.first_byte_us,
-            Phase::Transfer => &mut self.phases.transfer_us,
-        };
-        *slot = us;
-    }
-}
-
-#[derive(Debug)]
-struct Failure {
-    kind: FailureKind,
-    error: String,
-}
-
-impl Failure {
-    fn new(kind: FailureKind, error: String) -> Self {
-        Self { kind, error }
-    }
-}
-
-/// The first address the resolver returns, as the blackbox exporter does: one connection
-/// attempt, no happy eyeballs, so a bad address shows up instead of being masked.
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, Failure> {
-    let mut addrs = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| Failure::new(FailureKind::Dns, format!("dns: {host}: {e}")))?;
-    addrs.next().ok_or_else(|| Failure::new(FailureKind::Dns, format!("dns: no address for {host}")))
-}
-
-fn connect_failure(err: &std::io::Error, addr: SocketAddr) -> Failure {
-    if err.kind() == std::io::ErrorKind::ConnectionRefused {
-        Failure::new(FailureKind::ConnectionRefused, format!("connect: connection refused by {addr}"))
-    } else {
-        Failure::new(FailureKind::Connection, format!("connect: {addr}: {err}"))
-    }
-}
-
-fn build_request(target: &Target, method: Method) -> Result<Request<Empty<Bytes>>, Failure> {
+fn build_request(
+    target: &Target,
+    method: Method,
+    http: &HttpCheck,
+    with_body: bool,
+) -> Result<Request<Full<Bytes>>, Failure> {
     let host = HeaderValue::from_str(target.host_header())
         .map_err(|e| Failure::new(FailureKind::Connection, format!("url: host {:?}: {e}", target.host_header())))?;
+    let body = if with_body { Bytes::copy_from_slice(http.body.as_bytes()) } else { Bytes::new() };
     // A relative URI: hyper's HTTP/1 connection writes the request target as given, and
     // servers expect origin form.
-    let mut request = Request::new(Empty::new());
+    let mut request = Request::new(Full::new(body));
     *request.method_mut() = method;
     *request.uri_mut() = Uri::from(target.path_and_query.clone());
     let headers = request.headers_mut();
@@ -270,14 +278,33 @@ fn build_request(target: &Target, method: Method) -> Result<Request<Empty<Bytes>
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
     headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    for (name, value) in &http.headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .ok()
+            .zip(HeaderValue::from_str(value).ok())
+            .ok_or_else(|| Failure::new(FailureKind::Connection, format!("header {name:?} cannot be sent")))?;
+        headers.insert(header.0, header.1);
+    }
     Ok(request)
+}
+
+/// What a response left that the probe still needs once the connection is gone.
+struct Response {
+    location: Option<String>,
+    /// The body, read only when assertions need it.
+    body: Vec<u8>,
 }
 
 /// Sends `request` over `io` and reads the response to its end (or [`BODY_LIMIT_BYTES`]).
 ///
 /// The connection future is polled here, alongside the request, rather than spawned: it then
 /// costs no task per probe and ends exactly when the probe does, timeout included.
-async fn exchange<S>(io: S, request: Request<Empty<Bytes>>, progress: &mut Progress) -> Result<(), Failure>
+async fn exchange<S>(
+    io: S,
+    request: Request<Full<Bytes>>,
+    progress: &mut Progress,
+    collect: bool,
+) -> Result<Response, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -293,21 +320,42 @@ where
             .map_err(|e| Failure::new(FailureKind::Connection, format!("http: {}", chain(&e))))?;
         progress.finish();
         progress.status = response.status().as_u16();
+        progress.details.http_version = match response.version() {
+            Version::HTTP_10 => Some(HttpVersion::Http10),
+            Version::HTTP_11 => Some(HttpVersion::Http11),
+            Version::HTTP_2 => Some(HttpVersion::Http2),
+            _ => None,
+        };
+        let location = if response.status().is_redirection() && response.status() != StatusCode::NOT_MODIFIED {
+            response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        } else {
+            None
+        };
 
         progress.enter(Phase::Transfer);
         let mut body = response.into_body();
+        let mut kept = Vec::new();
         let mut read: u64 = 0;
         while read < BODY_LIMIT_BYTES {
             match body.frame().await {
                 None => break,
-                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |data| data.len() as u64),
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        read += data.len() as u64;
+                        if collect {
+                            let room = (BODY_LIMIT_BYTES as usize).saturating_sub(kept.len());
+                            kept.extend_from_slice(&data[..data.len().min(room)]);
+                        }
+                    }
+                }
                 Some(Err(e)) => {
                     return Err(Failure::new(FailureKind::Connection, format!("transfer: {}", chain(&e))));
                 }
             }
         }
         progress.finish();
-        Ok(())
+        progress.done_at = Some(Instant::now());
+        Ok(Response { location, body: kept })
     };
 
     let mut work = pin!(work);
@@ -323,25 +371,6 @@ where
             _ = &mut conn, if !conn_done => conn_done = true,
         }
     }
-}
-
-/// An error with its causes, since hyper's and rustls' top-level messages alone are terse.
-fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // io::Error wrapping a custom error displays the inner one too; skip the repeat.
-        if !text.ends_with(&cause_text) {
-            let _ = write!(text, ": {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
-}
-
-fn micros(elapsed: Duration) -> u64 {
-    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Why a check's URL cannot be probed.
@@ -392,14 +421,61 @@ impl Target {
     }
 
     /// The host as the resolver and SNI want it: IPv6 literals without their brackets.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     pub(crate) fn host(&self) -> &str {
         let host = self.uri.host().unwrap_or_default();
         host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
     }
 
     /// `Some` for an IP literal, which needs no DNS.
-    pub(crate) fn ip(&self) -> Option<IpAddr> {
+    #[cfg(test)]
+    pub(crate) fn ip(&self) -> Option<std::net::IpAddr> {
         self.host().parse().ok()
+    }
+
+    /// Where a redirect's `Location` points, as an absolute URL: absolute, scheme-relative
+    /// (`//host/p`), absolute-path (`/p`) and relative-path (`p`, `../p`) forms.
+    pub(crate) fn join(&self, location: &str) -> Result<String, String> {
+        let scheme = if self.tls { "https" } else { "http" };
+        let lower = location.get(..8).unwrap_or(location).to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            return Ok(location.to_owned());
+        }
+        if location.contains("://") {
+            return Err("only http and https redirects are followed".into());
+        }
+        if let Some(rest) = location.strip_prefix("//") {
+            return Ok(format!("{scheme}://{rest}"));
+        }
+        let authority = self.uri.authority().map_or("", |a| a.as_str());
+        if location.starts_with('/') {
+            return Ok(format!("{scheme}://{authority}{location}"));
+        }
+        let (location, query) = match location.split_once(['?', '#']) {
+            Some(("", _)) => return Ok(format!("{scheme}://{authority}{}{location}", self.path_and_query.path())),
+            Some((path, _)) => (path, &location[path.len()..]),
+            None => (location, ""),
+        };
+        let base = self.path_and_query.path();
+        let mut segments: Vec<&str> = base.split('/').collect();
+        segments.pop(); // the last segment is a file name, replaced by the location
+        for part in location.split('/') {
+            match part {
+                "." => {}
+                ".." => {
+                    if segments.len() > 1 {
+                        segments.pop();
+                    }
+                }
+                other => segments.push(other),
+            }
+        }
+        let path = segments.join("/");
+        let path = if path.starts_with('/') { path } else { format!("/{path}") };
+        Ok(format!("{scheme}://{authority}{path}{query}"))
     }
 
     /// The `Host` header: the URL's authority without user info, and without the port when it
@@ -417,6 +493,8 @@ impl Target {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     fn parsed(url: &str) -> Target {
@@ -460,6 +538,23 @@ mod tests {
     }
 
     #[test]
+    fn redirect_locations_resolve_against_the_current_url() {
+        let t = parsed("https://a.example:8443/x/y/z?q=1");
+        for (location, want) in [
+            ("http://b.example/p", "http://b.example/p"),
+            ("//c.example/p", "https://c.example/p"),
+            ("/p?r=2", "https://a.example:8443/p?r=2"),
+            ("p", "https://a.example:8443/x/y/p"),
+            ("../p?s", "https://a.example:8443/x/p?s"),
+            ("../../../../p", "https://a.example:8443/p"),
+            ("?only", "https://a.example:8443/x/y/z?only"),
+        ] {
+            assert_eq!(t.join(location).as_deref(), Ok(want), "{location}");
+        }
+        assert!(t.join("ftp://x/").is_err());
+    }
+
+    #[test]
     fn unusable_urls_are_refused_with_the_reason() {
         let err = |url: &str| Target::parse(url).err();
         assert!(matches!(err("ftp://example.com/file"), Some(UrlError::Scheme { scheme, .. }) if scheme == "ftp"));
@@ -472,11 +567,5 @@ mod tests {
         assert!(matches!(err("http:///health"), Some(UrlError::Invalid { .. }) | Some(UrlError::MissingHost { .. })));
         assert!(matches!(err("http://exa mple.com/"), Some(UrlError::Invalid { .. })));
         assert!(err("").is_some());
-    }
-
-    #[test]
-    fn error_chains_keep_the_cause_without_repeating_it() {
-        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, "bad record");
-        assert_eq!(chain(&inner), "bad record");
     }
 }
