@@ -1,6 +1,9 @@
 //! A small harness that starts mixmon's real binaries as processes, each with a config file
 //! in a temporary directory, and reads back the addresses they bound (ready files), so each
-//! end-to-end test reads as a scenario.
+//! end-to-end test reads as a scenario. `faults` holds the fault scenarios that both the
+//! tests and `scripts/bench.sh faults` run.
+
+pub mod faults;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -163,6 +163,31 @@ async fn the_control_plane_refuses_garbage_and_keeps_serving() -> anyhow::Result
     let refused = acks.message().await.err().context("a stream without hello was accepted")?;
     ensure!(refused.code() == tonic::Code::InvalidArgument && refused.message().contains("hello"), "{refused:?}");
 
+    // A prober id that never registered.
+    let hello = pb::ReportRequest {
+        msg: Some(pb::report_request::Msg::Hello(pb::ReportHello { identity: Some(identity.clone()), epoch: 7 })),
+    };
+    let mut acks = client.report(tokio_stream::iter(vec![hello])).await?.into_inner();
+    let refused = acks.message().await.err().context("a report from an unknown prober was accepted")?;
+    ensure!(
+        refused.code() == tonic::Code::FailedPrecondition && refused.message().contains("unknown prober id p1"),
+        "{refused:?}"
+    );
+    client.register(pb::RegisterRequest { identity: Some(identity.clone()) }).await?;
+
+    // A message above the size limit (16 MiB) ends that stream with a clear status.
+    let huge = pb::ProbeResult { check_id: "api".into(), error: "x".repeat(17 * 1024 * 1024), ..Default::default() };
+    let hello = pb::ReportRequest {
+        msg: Some(pb::report_request::Msg::Hello(pb::ReportHello { identity: Some(identity.clone()), epoch: 6 })),
+    };
+    let mut acks = client.report(tokio_stream::iter(vec![hello, batch(1, vec![huge])])).await?.into_inner();
+    let refused = acks.message().await.err().context("an oversized message was accepted")?;
+    ensure!(
+        matches!(refused.code(), tonic::Code::ResourceExhausted | tonic::Code::OutOfRange | tonic::Code::Internal)
+            && refused.message().to_lowercase().contains("message"),
+        "{refused:?}"
+    );
+
     // Hello, then garbage results, a sequence number going backwards, an oversized batch.
     let garbage_result = pb::ProbeResult { check_id: "no such check!".into(), success: true, ..Default::default() };
     let hello = pb::ReportRequest {

@@ -154,9 +154,12 @@ async fn injected_faults_show_in_the_datasource_as_measured() -> anyhow::Result<
                 node = "node-{region}"
                 [aggregator]
                 addresses = ["http://{grpc}"]
+                [buffer]
+                dir = "{wal}"
                 [debug]
                 ground_truth_file = "{truth}"
                 "#,
+                wal = path("wal"),
                 truth = path(&format!("truth-{region}.jsonl")),
             ),
         )?;

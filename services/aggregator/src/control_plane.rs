@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::catalogue::Catalogue;
+use crate::assignment::{self, Published};
 use crate::ingest::{self, IngestStats, MAX_BATCH_RESULTS};
 use crate::registry::{LivenessEvent, Registry, HEARTBEAT_INTERVAL_MS};
 use crate::unix_ms;
@@ -25,12 +25,15 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
 
 pub struct ControlPlaneState {
-    pub catalogue: watch::Receiver<Arc<Catalogue>>,
+    pub catalogue: watch::Receiver<Arc<Published>>,
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
     pub stats: Arc<IngestStats>,
     /// Turns true when the aggregator shuts down: streams end so the server can drain.
     pub stopping: watch::Receiver<bool>,
+    /// One permit per open report stream; when none is left a new stream is refused with
+    /// `RESOURCE_EXHAUSTED` and the prober backs off.
+    pub report_streams: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Clone)]
@@ -57,6 +60,9 @@ pub fn log_liveness(event: Option<LivenessEvent>) {
         Some(LivenessEvent::Silent(p)) => {
             tracing::info!(event = "prober_silent", prober = %p.id, region = %p.region, node = %p.node, "prober went silent; its checks get no data from it, which is not a failure");
         }
+        Some(LivenessEvent::Drift { prober, expected, running }) => {
+            tracing::warn!(event = "assignment_drift", prober = %prober.id, region = %prober.region, expected, running, "prober has not confirmed its current assignment");
+        }
         None => {}
     }
 }
@@ -82,35 +88,44 @@ impl ControlPlane for ControlPlaneService {
         let (tx, rx) = mpsc::channel(16);
         let mut catalogue = self.state.catalogue.clone();
         let mut stopping = self.state.stopping.clone();
+        let registry = self.state.registry.clone();
         tokio::spawn(async move {
-            let mut current = catalogue.borrow_and_update().clone();
+            let published = catalogue.borrow_and_update().clone();
+            let (version, mut current) = published.assignments.view(&published.catalogue, &identity);
             let snapshot = pb::AssignmentUpdate {
                 kind: pb::assignment_update::Kind::Snapshot as i32,
-                version: current.version,
-                checks: current.checks.values().map(pb::CheckSpec::from).collect(),
+                version,
+                checks: current.values().map(pb::CheckSpec::from).collect(),
                 removed_check_ids: Vec::new(),
             };
             if tx.send(Ok(snapshot)).await.is_err() {
                 return;
             }
+            registry.assignment_sent(&identity.id, version, crate::unix_ms());
             loop {
                 tokio::select! {
                     changed = catalogue.changed() => {
                         if changed.is_err() {
                             return;
                         }
-                        let next = catalogue.borrow_and_update().clone();
-                        let (upserts, removed) = current.diff(&next);
+                        let published = catalogue.borrow_and_update().clone();
+                        let (version, next) = published.assignments.view(&published.catalogue, &identity);
+                        let (upserts, removed) = assignment::diff(&current, &next);
+                        if upserts.is_empty() && removed.is_empty() {
+                            // Another prober's work changed, not this one's.
+                            continue;
+                        }
                         let delta = pb::AssignmentUpdate {
                             kind: pb::assignment_update::Kind::Delta as i32,
-                            version: next.version,
+                            version,
                             checks: upserts.iter().map(pb::CheckSpec::from).collect(),
                             removed_check_ids: removed.iter().map(ToString::to_string).collect(),
                         };
                         if tx.send(Ok(delta)).await.is_err() {
                             return;
                         }
-                        tracing::debug!(prober = %identity.id, version = next.version, "assignment change sent");
+                        registry.assignment_sent(&identity.id, version, crate::unix_ms());
+                        tracing::debug!(prober = %identity.id, version, "assignment change sent");
                         current = next;
                     }
                     _ = tx.closed() => return,
@@ -127,10 +142,14 @@ impl ControlPlane for ControlPlaneService {
         &self,
         request: Request<Streaming<pb::ReportRequest>>,
     ) -> Result<Response<Self::ReportStream>, Status> {
+        let permit = self.state.report_streams.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted("too many report streams open on this aggregator; retry later or elsewhere")
+        })?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
         let state = self.state.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(status) = report_stream(state, inbound, &tx).await {
                 tracing::warn!(error = %status.message(), "report stream refused");
                 let _ = tx.send(Err(status)).await;
@@ -154,6 +173,14 @@ async fn report_stream(
         return Err(Status::invalid_argument("the first message of a report stream must be hello"));
     };
     let identity = identity(hello.identity)?;
+    // A prober registers at the start of every session, with whichever replica it reaches;
+    // a report from an id this replica never saw register is a misbehaving client.
+    if !state.registry.is_known(&identity.id) {
+        return Err(Status::failed_precondition(format!(
+            "unknown prober id {}: call Register before opening a report stream",
+            identity.id
+        )));
+    }
     log_liveness(state.registry.stream_opened(&identity, unix_ms()));
     let result = serve_batches(&state, &identity, hello.epoch, &mut inbound, tx).await;
     state.registry.stream_closed(&identity.id);
@@ -179,6 +206,11 @@ async fn serve_batches(
         let batch = match message.msg {
             Some(pb::report_request::Msg::Batch(batch)) => batch,
             Some(pb::report_request::Msg::Heartbeat(_)) => continue,
+            Some(pb::report_request::Msg::Applied(applied)) => {
+                state.registry.assignment_applied(&identity.id, applied.version, unix_ms());
+                tracing::info!(prober = %identity.id, version = applied.version, checks = applied.checks, "prober runs assignment version");
+                continue;
+            }
             Some(pb::report_request::Msg::Hello(_)) => {
                 return Err(Status::invalid_argument("hello may only be the first message of a report stream"))
             }
@@ -187,13 +219,16 @@ async fn serve_batches(
         let seq = batch.seq;
         if let Some(reason) = refuse_batch(last_seq, &batch) {
             state.stats.batches_rejected.fetch_add(1, Ordering::Relaxed);
+            if batch.results.len() > MAX_BATCH_RESULTS {
+                state.stats.count_rejected(ingest::RejectReason::OversizedBatch, batch.results.len() as u64);
+            }
             tracing::warn!(prober = %identity.id, seq, %reason, "batch refused");
             let rejection = pb::report_ack::Msg::Rejected(pb::Rejection { seq, reason });
             send_ack(tx, rejection).await?;
             continue;
         }
         last_seq = Some(seq);
-        let catalogue = state.catalogue.borrow().clone();
+        let catalogue = state.catalogue.borrow().catalogue.clone();
         let sorted = ingest::sort_batch(&identity.region, &catalogue, batch.results, unix_ms());
         for (reason, n) in &sorted.rejected {
             state.stats.count_rejected(*reason, *n);

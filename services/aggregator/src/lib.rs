@@ -3,13 +3,16 @@
 //!
 //! Layout: `config` (the file), `catalogue` (resolved, validated checks), `control_plane`
 //! (the gRPC service), `ingest` (batch hygiene and rollup deltas), `registry` (prober
-//! liveness), `server` (the tonic stack: auth, limits, health, graceful shutdown).
+//! liveness), `server` (the tonic stack: auth, limits, health, graceful shutdown),
+//! `assignment` (which prober runs which check), `reload` (the catalogue follows its file).
 
+pub mod assignment;
 pub mod catalogue;
 pub mod config;
 pub mod control_plane;
 pub mod ingest;
 pub mod registry;
+pub mod reload;
 pub mod server;
 
 use std::time::{SystemTime, UNIX_EPOCH};

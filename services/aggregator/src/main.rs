@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use mixmon_aggregator::{catalogue::HEALTH_CHECK_INTERVAL, AggregatorConfig, Catalogue, CatalogueHandle, ServeOptions};
+use mixmon_aggregator::{catalogue::HEALTH_CHECK_INTERVAL, reload, AggregatorConfig, CatalogueHandle, ServeOptions};
 
 #[derive(Parser)]
 #[command(version, about = "mixmon aggregator: control plane, ingestion and rollups")]
@@ -41,7 +41,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config: AggregatorConfig = mixmon_config::load(args.config.as_deref(), mixmon_config::process_env())
         .context("loading the configuration")?;
     let interval = std::env::var(HEALTH_CHECK_INTERVAL).ok();
-    let catalogue = Catalogue::from_config(&config, interval.as_deref())?;
+    let (catalogue, assignments) = reload::resolve(&config, interval.as_deref())?;
     let token = config.auth.resolve().map_err(anyhow::Error::msg)?;
     let listen = args.listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
@@ -57,13 +57,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         mixmon_config::process::write_ready_file(path, &format!("{{\"grpc\":\"{address}\"}}"))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    let options = ServeOptions {
-        catalogue: CatalogueHandle::new(catalogue),
-        store,
-        auth_token: token,
-        registry: Arc::default(),
-        stats: Arc::default(),
-    };
+    let handle = CatalogueHandle::with_assignments(catalogue, assignments);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(path) = &args.config {
+        // Edits to the file reach the probers without a restart.
+        tokio::spawn(reload::watch_file(path.clone(), handle.clone(), stop_rx));
+    }
+    let options =
+        ServeOptions { catalogue: handle, store, auth_token: token, registry: Arc::default(), stats: Arc::default() };
     mixmon_aggregator::serve(options, listener, mixmon_config::process::shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The gRPC server stack, in one place: bearer-token auth on the control plane (not on
 //! `grpc.health.v1`, which Kubernetes probes call bare), message size limits, a concurrency
-//! limit per connection, HTTP/2 keepalive, and a graceful shutdown that first ends every
+//! limit per connection, load shedding past a global concurrency limit, request deadlines,
+//! a cap on open report streams, HTTP/2 keepalive, and a graceful shutdown that first ends every
 //! stream (so no batch is half-handled) and then waits for connections to drain.
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 
+use crate::assignment::{Assignments, Published};
 use crate::catalogue::Catalogue;
 use crate::control_plane::{log_liveness, ControlPlaneService, ControlPlaneState};
 use crate::ingest::IngestStats;
@@ -25,25 +27,50 @@ use crate::{unix_ms, AggregatorError};
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// Concurrent requests (streams) on one connection; a prober needs three.
 const CONCURRENCY_PER_CONNECTION: usize = 64;
+/// Calls in flight across all connections; past it calls are shed at once with
+/// `RESOURCE_EXHAUSTED` rather than queued, so an overloaded aggregator answers fast and
+/// probers back off (and try the next replica).
+const MAX_UNARY_IN_FLIGHT: usize = 256;
+/// Deadline of a unary call and of opening a stream (streams themselves are long-lived).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Report streams open at once: one per prober, with room for reconnect overlap.
+const MAX_REPORT_STREAMS: usize = 10_000;
 /// Longest a shutdown waits for connections to close after every stream was ended.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
-/// Swaps the catalogue of a running aggregator; every prober receives the change.
+/// Swaps the catalogue (and the assignment rules) of a running aggregator; every prober
+/// receives the change on its assignment stream at once.
 #[derive(Clone)]
 pub struct CatalogueHandle {
-    sender: Arc<watch::Sender<Arc<Catalogue>>>,
+    sender: Arc<watch::Sender<Arc<Published>>>,
 }
 
 impl CatalogueHandle {
+    /// Every prober runs every check.
     pub fn new(catalogue: Catalogue) -> Self {
-        Self { sender: Arc::new(watch::channel(Arc::new(catalogue)).0) }
+        Self::with_assignments(catalogue, Assignments::default())
     }
 
+    pub fn with_assignments(catalogue: Catalogue, assignments: Assignments) -> Self {
+        let published = Published { catalogue: Arc::new(catalogue), assignments };
+        Self { sender: Arc::new(watch::channel(Arc::new(published)).0) }
+    }
+
+    /// Replaces the catalogue, keeping the assignment rules.
     pub fn replace(&self, catalogue: Catalogue) {
-        self.sender.send_replace(Arc::new(catalogue));
+        let assignments = self.sender.borrow().assignments.clone();
+        self.publish(catalogue, assignments);
+    }
+
+    pub fn publish(&self, catalogue: Catalogue, assignments: Assignments) {
+        self.sender.send_replace(Arc::new(Published { catalogue: Arc::new(catalogue), assignments }));
     }
 
     pub fn current(&self) -> Arc<Catalogue> {
+        self.sender.borrow().catalogue.clone()
+    }
+
+    pub fn published(&self) -> Arc<Published> {
         self.sender.borrow().clone()
     }
 }
@@ -87,6 +114,7 @@ pub async fn serve(
         registry: options.registry.clone(),
         stats: options.stats,
         stopping: stop_rx,
+        report_streams: Arc::new(tokio::sync::Semaphore::new(MAX_REPORT_STREAMS)),
     };
     let control_plane = ControlPlaneServer::new(ControlPlaneService::new(state))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -119,7 +147,11 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .timeout(REQUEST_TIMEOUT)
         .tcp_nodelay(true)
+        // Shed before queueing: the limit counts handler futures, which for a stream end once
+        // its response starts, so long-lived streams do not hold a slot.
+        .layer(tower::ServiceBuilder::new().load_shed().concurrency_limit(MAX_UNARY_IN_FLIGHT).into_inner())
         .add_service(health_service)
         .add_service(control_plane)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {

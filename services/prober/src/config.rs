@@ -56,22 +56,96 @@ fn default_aggregators() -> Vec<String> {
     vec!["http://127.0.0.1:50051".into()]
 }
 
+/// The result buffer. With `dir` set, every result is appended to a write-ahead log there
+/// before it is sent, and a restarted prober resends what was not acknowledged; without it the
+/// buffer lives in memory (the `mixmon-prober` binary defaults `dir` to
+/// `/var/lib/mixmon/prober`; an embedding such as `mixmon up` chooses).
+///
+/// `fsync_interval_ms` is the durability trade-off: a killed prober loses nothing either way
+/// (every append is written before `push` returns); a power loss or kernel crash can lose the
+/// results of at most the last interval. `0` syncs every append.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BufferConfig {
     /// Results held while unacknowledged; past this the oldest are dropped and counted.
     #[serde(default = "default_buffer_results")]
     pub max_results: usize,
+    /// Directory of the write-ahead log; the log itself lives in `<dir>/<prober id>/`.
+    pub dir: Option<PathBuf>,
+    /// Bytes the log may take on disk; past this the oldest results are dropped and counted.
+    #[serde(default = "default_buffer_max_bytes")]
+    pub max_bytes: u64,
+    /// Results older than this (relative to the newest) are dropped and counted.
+    #[serde(default = "default_buffer_max_age_s")]
+    pub max_age_s: u64,
+    /// Size at which a log segment is closed and the next one started.
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: u64,
+    #[serde(default = "default_fsync_interval_ms")]
+    pub fsync_interval_ms: u64,
 }
 
 impl Default for BufferConfig {
     fn default() -> Self {
-        Self { max_results: default_buffer_results() }
+        Self {
+            max_results: default_buffer_results(),
+            dir: None,
+            max_bytes: default_buffer_max_bytes(),
+            max_age_s: default_buffer_max_age_s(),
+            segment_bytes: default_segment_bytes(),
+            fsync_interval_ms: default_fsync_interval_ms(),
+        }
     }
 }
 
+/// Where the `mixmon-prober` binary keeps its write-ahead log unless told otherwise.
+pub const DEFAULT_BUFFER_DIR: &str = "/var/lib/mixmon/prober";
+/// The smallest log bound accepted: a few segments' worth.
+const MIN_BUFFER_BYTES: u64 = 256 * 1024;
+
 fn default_buffer_results() -> usize {
     1_000_000
+}
+
+fn default_buffer_max_bytes() -> u64 {
+    512 * 1024 * 1024
+}
+
+fn default_buffer_max_age_s() -> u64 {
+    // Two days: well inside the store's 7-day batch watermark, so a resend is always
+    // recognised, and inside the 15-day rollup retention.
+    2 * 24 * 3600
+}
+
+fn default_segment_bytes() -> u64 {
+    8 * 1024 * 1024
+}
+
+fn default_fsync_interval_ms() -> u64 {
+    200
+}
+
+impl BufferConfig {
+    pub fn options(&self) -> Result<crate::buffer::BufferOptions, ProberError> {
+        if self.max_bytes < MIN_BUFFER_BYTES {
+            return Err(ProberError::Config(format!("buffer.max_bytes must be at least {MIN_BUFFER_BYTES}")));
+        }
+        if self.max_age_s == 0 {
+            return Err(ProberError::Config("buffer.max_age_s must be above 0".into()));
+        }
+        // At least four segments fit in the bound, so dropping the oldest frees a quarter.
+        let segment_bytes = self.segment_bytes.clamp(4_096, self.max_bytes / 4);
+        Ok(crate::buffer::BufferOptions {
+            max_results: self.max_results,
+            max_age: std::time::Duration::from_secs(self.max_age_s),
+            max_bytes: self.max_bytes,
+            wal: self.dir.as_ref().map(|dir| crate::wal::WalOptions {
+                dir: dir.clone(),
+                segment_bytes,
+                fsync_interval: std::time::Duration::from_millis(self.fsync_interval_ms),
+            }),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +252,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("regoin"), "{err}");
+    }
+
+    #[test]
+    fn the_buffer_section_sets_the_write_ahead_log_and_refuses_nonsense() {
+        let text = "[buffer]\ndir = \"/tmp/wal\"\nmax_bytes = 1048576\nmax_age_s = 60\nfsync_interval_ms = 0\n";
+        let config: ProberConfig = mixmon_config::parse_with_env("p.toml", text, Vec::new()).unwrap();
+        let options = config.buffer.options().unwrap();
+        let wal = options.wal.unwrap();
+        assert_eq!(wal.dir, PathBuf::from("/tmp/wal"));
+        assert_eq!(wal.fsync_interval, std::time::Duration::ZERO);
+        assert_eq!(wal.segment_bytes, 1048576 / 4, "at least four segments fit in the bound");
+        assert_eq!(options.max_age, std::time::Duration::from_secs(60));
+        assert!(ProberConfig::default().buffer.options().unwrap().wal.is_none(), "memory only unless a dir is set");
+        let config: ProberConfig =
+            mixmon_config::parse_with_env("p.toml", "[buffer]\nmax_bytes = 10\n", Vec::new()).unwrap();
+        assert!(config.buffer.options().unwrap_err().to_string().contains("buffer.max_bytes"));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! aggregator acknowledged it (and so had it durably stored).
 //!
 //! Layout: `config` (the file), `checks` (what a probe does), `scheduler` (when it runs),
-//! `buffer` (what is not yet acknowledged), `uplink` (the control-plane client),
+//! `buffer` (what is not yet acknowledged), `wal` (its
+//! on-disk write-ahead log), `uplink` (the control-plane client),
 //! `ground_truth` (an optional log of every result, for tests and audits).
 
 pub mod buffer;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod ground_truth;
 pub mod scheduler;
 pub mod uplink;
+pub mod wal;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ pub enum ProberError {
     Checks(String),
     #[error("cannot open the ground-truth file {path}: {source}")]
     GroundTruth { path: String, source: std::io::Error },
+    #[error("cannot open the result buffer: {0}")]
+    Buffer(#[from] wal::WalError),
 }
 
 /// Runs the prober until `shutdown` completes, then flushes what it can and returns.
@@ -34,7 +38,31 @@ pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send
     let identity = config.identity()?;
     let aggregators = config.aggregator_endpoints()?;
     let http = checks::HttpProber::new().map_err(|e| ProberError::Checks(e.to_string()))?;
-    let buffer = Arc::new(buffer::ResultBuffer::new(config.buffer.max_results));
+    let mut options = config.buffer.options()?;
+    if let Some(wal) = options.wal.as_mut() {
+        // One log per prober id: probers sharing a node (or a default directory) never read
+        // each other's sequence space.
+        wal.dir = wal.dir.join(identity.id.as_str());
+    }
+    if options.wal.is_none() {
+        tracing::warn!("buffer.dir is not set: results wait in memory only and a restart loses them");
+    }
+    let fsync_interval = options.wal.as_ref().map(|w| w.fsync_interval);
+    let buffer = Arc::new(buffer::ResultBuffer::open(options)?);
+    if let Some(interval) = fsync_interval.filter(|i| !i.is_zero()) {
+        // Appends sync when the interval has passed; this covers quiet periods, so nothing
+        // waits longer than the interval to become durable.
+        let buffer = Arc::downgrade(&buffer);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                let Some(buffer) = buffer.upgrade() else { return };
+                buffer.sync();
+            }
+        });
+    }
     let ground_truth = match &config.debug.ground_truth_file {
         Some(path) => Some(
             ground_truth::GroundTruth::open(path, identity.region.clone())

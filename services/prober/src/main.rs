@@ -27,8 +27,13 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let config: mixmon_prober::ProberConfig = mixmon_config::load(args.config.as_deref(), mixmon_config::process_env())
-        .context("loading the configuration")?;
+    let mut config: mixmon_prober::ProberConfig =
+        mixmon_config::load(args.config.as_deref(), mixmon_config::process_env())
+            .context("loading the configuration")?;
+    // The agent as deployed keeps its buffer on disk unless the file says where.
+    if config.buffer.dir.is_none() {
+        config.buffer.dir = Some(PathBuf::from(mixmon_prober::config::DEFAULT_BUFFER_DIR));
+    }
     mixmon_prober::run(config, mixmon_config::process::shutdown_signal()).await?;
     Ok(())
 }

@@ -2,8 +2,11 @@
 //! registers, follows the assignment stream into the scheduler, and streams the buffer as
 //! numbered batches, forgetting a batch only when its acknowledgement arrives. Any failure
 //! ends the session; the next one starts after an exponential, jittered backoff, on the next
-//! replica in the list, and first resends every unacknowledged batch. Checks keep running
-//! while disconnected: their results wait in the buffer.
+//! replica in the list, and first resends every unacknowledged batch. Registering and opening
+//! each stream have a deadline; after applying an assignment the prober tells the aggregator
+//! which version it runs. Checks keep running while disconnected: their results wait in the
+//! buffer (on disk, when it has a directory). On shutdown the checks stop first, then the last
+//! results are sealed, sent and their acknowledgements awaited, and the log is synced.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -55,6 +58,22 @@ enum SessionError {
     Closed(&'static str),
     #[error("report stream send failed")]
     Send,
+    #[error("{0} got no answer within {OPEN_DEADLINE:?}")]
+    Deadline(&'static str),
+}
+
+/// Deadline for registering and for opening each stream: an aggregator that accepts the
+/// connection but does not answer is as good as down, and the next replica is tried.
+const OPEN_DEADLINE: Duration = Duration::from_secs(10);
+
+async fn within<T>(
+    what: &'static str,
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, SessionError> {
+    match tokio::time::timeout(OPEN_DEADLINE, call).await {
+        Ok(result) => Ok(result?.into_inner()),
+        Err(_) => Err(SessionError::Deadline(what)),
+    }
 }
 
 #[derive(Clone)]
@@ -124,6 +143,7 @@ impl Uplink {
             }
         }
         scheduler.stop_all();
+        buffer.sync();
         let stats = buffer.stats();
         if stats.held > 0 {
             tracing::warn!(held = stats.held, "stopping with results the aggregator has not acknowledged");
@@ -150,28 +170,29 @@ impl Uplink {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let identity = pb::ProberIdentity::from(&self.settings.identity);
-        let registered = client.register(pb::RegisterRequest { identity: Some(identity.clone()) }).await?.into_inner();
+        let registered =
+            within("register", client.register(pb::RegisterRequest { identity: Some(identity.clone()) })).await?;
         let max_batch = match registered.max_batch_results as usize {
             0 => self.settings.batch_max_results,
             server_max => self.settings.batch_max_results.min(server_max),
         };
         let heartbeat_every = Duration::from_millis(u64::from(registered.heartbeat_interval_ms).clamp(1_000, 60_000));
-        let mut assignments = client
-            .watch_assignments(pb::WatchAssignmentsRequest {
-                identity: Some(identity.clone()),
-                known_version: scheduler.version(),
-            })
-            .await?
-            .into_inner();
+        let watch = client.watch_assignments(pb::WatchAssignmentsRequest {
+            identity: Some(identity.clone()),
+            known_version: scheduler.version(),
+        });
+        let mut assignments = within("watch_assignments", watch).await?;
 
         let (tx, rx) = mpsc::channel::<pb::ReportRequest>(256);
         let hello = pb::report_request::Msg::Hello(pb::ReportHello { identity: Some(identity), epoch: buffer.epoch() });
         tx.send(pb::ReportRequest { msg: Some(hello) }).await.map_err(|_| SessionError::Send)?;
+        let mut acks = within("report", client.report(ReceiverStream::new(rx))).await?;
+        tracing::info!(aggregator = %endpoint.uri(), "connected to the control plane");
+        // Resent after the stream is open, so a long backlog (recovered from the log) flows
+        // instead of filling the channel before anyone reads it.
         for batch in buffer.unacked() {
             send_batch(&tx, &batch).await?;
         }
-        let mut acks = client.report(ReceiverStream::new(rx)).await?.into_inner();
-        tracing::info!(aggregator = %endpoint.uri(), "connected to the control plane");
 
         let mut flush = tokio::time::interval(self.settings.flush_interval);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -180,6 +201,8 @@ impl Uplink {
         loop {
             tokio::select! {
                 _ = stop.changed() => {
+                    // No new results from here on, so the last batch holds everything measured.
+                    scheduler.stop_all();
                     for batch in buffer.seal(max_batch) {
                         send_batch(&tx, &batch).await?;
                     }
@@ -187,7 +210,16 @@ impl Uplink {
                     return Ok(());
                 }
                 update = assignments.message() => match update? {
-                    Some(update) => apply_assignment(scheduler, update),
+                    Some(update) => {
+                        if apply_assignment(scheduler, update) {
+                            // Tell the aggregator which version runs now, so it sees drift.
+                            let applied = pb::report_request::Msg::Applied(pb::AssignmentApplied {
+                                version: scheduler.version(),
+                                checks: u32::try_from(scheduler.check_count()).unwrap_or(u32::MAX),
+                            });
+                            let _ = tx.try_send(pb::ReportRequest { msg: Some(applied) });
+                        }
+                    }
                     None => return Err(SessionError::Closed("assignment")),
                 },
                 ack = acks.message() => match ack? {
@@ -239,7 +271,8 @@ async fn drain(buffer: &ResultBuffer, acks: &mut tonic::Streaming<pb::ReportAck>
     }
 }
 
-fn apply_assignment(scheduler: &mut Scheduler, update: pb::AssignmentUpdate) {
+/// Applies one update; false when it was not understood (and so not applied).
+fn apply_assignment(scheduler: &mut Scheduler, update: pb::AssignmentUpdate) -> bool {
     let mut checks = Vec::with_capacity(update.checks.len());
     for check in update.checks {
         let id = check.id.clone();
@@ -256,10 +289,11 @@ fn apply_assignment(scheduler: &mut Scheduler, update: pb::AssignmentUpdate) {
         }
         _ => {
             tracing::warn!(kind = update.kind, "ignoring an assignment update of unknown kind");
-            return;
+            return false;
         }
     }
     tracing::info!(version = update.version, checks = scheduler.check_count(), "assignment applied");
+    true
 }
 
 /// Exponential backoff with jitter: up to `base * 2^attempt`, capped, never below half of it,

@@ -1,0 +1,169 @@
+//! Reloading the check catalogue without a restart. The config file is polled (its bytes
+//! hashed every [`POLL_INTERVAL`]; no file-notification dependency, and it works the same for
+//! a Kubernetes ConfigMap, whose files change by symlink swap). A changed file is parsed and
+//! validated as a whole, like at start; a bad one is refused with the problems logged and the
+//! previous catalogue stays in force. A good one is published and reaches every prober's
+//! assignment stream at once.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::assignment::Assignments;
+use crate::catalogue::{Catalogue, CatalogueError, HEALTH_CHECK_INTERVAL};
+use crate::config::AggregatorConfig;
+use crate::server::CatalogueHandle;
+
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Config(#[from] mixmon_config::ConfigError),
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+}
+
+/// The catalogue and the assignment rules of `config`, validated together: a rule naming a
+/// check the catalogue lacks is one more problem of the catalogue.
+pub fn resolve(
+    config: &AggregatorConfig,
+    health_check_interval: Option<&str>,
+) -> Result<(Catalogue, Assignments), CatalogueError> {
+    let catalogue = Catalogue::from_config(config, health_check_interval);
+    let assignments = match &catalogue {
+        Ok(catalogue) => {
+            let labels = config.checks.iter().map(|c| (c.id.clone(), c.labels.clone())).collect();
+            Assignments::resolve(&config.assignments, catalogue, &labels)
+        }
+        // Rules are only checked against a valid catalogue.
+        Err(_) => Ok(Assignments::default()),
+    };
+    match (catalogue, assignments) {
+        (Ok(catalogue), Ok(assignments)) => Ok((catalogue, assignments)),
+        (Err(err), _) => Err(err),
+        (Ok(_), Err(problems)) => Err(CatalogueError { problems }),
+    }
+}
+
+/// Reads `path` (with the environment overrides) into a catalogue and its rules.
+pub fn load(path: &Path) -> Result<(AggregatorConfig, Catalogue, Assignments), LoadError> {
+    let config: AggregatorConfig = mixmon_config::load(Some(path), mixmon_config::process_env())?;
+    let interval = std::env::var(HEALTH_CHECK_INTERVAL).ok();
+    let (catalogue, assignments) = resolve(&config, interval.as_deref())?;
+    Ok((config, catalogue, assignments))
+}
+
+fn fingerprint(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// Watches `path` until `stop` turns true, publishing each valid new catalogue to `handle`.
+pub async fn watch_file(path: PathBuf, handle: CatalogueHandle, mut stop: watch::Receiver<bool>) {
+    // Nothing seen yet: the first poll loads the file and publishes only if it differs from
+    // what is in force, so an edit made while the aggregator started is not missed.
+    let mut last = None;
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(bytes) => bytes,
+            // Mid-swap or briefly absent: try again next tick; the catalogue stays.
+            Err(_) => continue,
+        };
+        let seen = Some(fingerprint(&bytes));
+        if seen == last {
+            continue;
+        }
+        last = seen;
+        match load(&path) {
+            Ok((_, catalogue, assignments)) => {
+                let previous = handle.published();
+                if previous.catalogue.version == catalogue.version && previous.assignments == assignments {
+                    continue;
+                }
+                tracing::info!(
+                    file = %path.display(),
+                    version = catalogue.version,
+                    previous = previous.catalogue.version,
+                    checks = catalogue.checks.len(),
+                    "check catalogue reloaded"
+                );
+                handle.publish(catalogue, assignments);
+            }
+            Err(err) => {
+                tracing::error!(
+                    file = %path.display(),
+                    version_in_force = handle.current().version,
+                    "refusing the changed configuration; the previous catalogue stays in force: {err}"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixmon_testkit::eventually;
+
+    fn write(path: &Path, checks: &[&str]) {
+        let mut text = String::new();
+        for id in checks {
+            text.push_str(&format!("[[checks]]\nid = \"{id}\"\nurl = \"http://{id}.example/health\"\n"));
+        }
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_changed_file_is_published_and_a_bad_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aggregator.toml");
+        write(&path, &["a"]);
+        let (_, catalogue, assignments) = load(&path).unwrap();
+        let handle = CatalogueHandle::with_assignments(catalogue, assignments);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(watch_file(path.clone(), handle.clone(), stop_rx));
+
+        write(&path, &["a", "b"]);
+        let count = |h: &CatalogueHandle| h.current().checks.len();
+        eventually(Duration::from_secs(10), Duration::from_millis(20), || async { count(&handle) == 2 }).await.unwrap();
+        let good = handle.current().version;
+
+        std::fs::write(&path, "[[checks]]\nid = \"a\"\nurl = \"ftp://nope\"\n").unwrap();
+        // The bad file is seen (and refused) within a few polls; the good catalogue stays.
+        tokio::time::sleep(POLL_INTERVAL * 4).await;
+        assert_eq!(handle.current().version, good);
+
+        write(&path, &["c"]);
+        eventually(Duration::from_secs(10), Duration::from_millis(20), || async {
+            handle.current().checks.keys().map(|k| k.to_string()).collect::<Vec<_>>() == ["c"]
+        })
+        .await
+        .unwrap();
+        let _ = stop_tx.send(true);
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn a_rule_naming_an_unknown_check_is_a_catalogue_problem() {
+        let config: AggregatorConfig = mixmon_config::parse_with_env(
+            "a.toml",
+            "[[checks]]\nid = \"a\"\nurl = \"http://a/\"\n[[assignments]]\nchecks = [\"b\"]\nregions = [\"eu-west\"]\n",
+            Vec::new(),
+        )
+        .unwrap();
+        let err = resolve(&config, None).unwrap_err().to_string();
+        assert!(err.contains("assignments[0]") && err.contains("\"b\""), "{err}");
+    }
+}
