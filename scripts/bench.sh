@@ -6,12 +6,36 @@ cd "$(dirname "$0")/.."
 
 usage() {
     echo "usage: scripts/bench.sh NAME"
+    echo "  probe       HTTP probes side by side with prometheus-blackbox-exporter (installed if missing): CPU, rate, overshoot, RSS"
     echo "  quantiles   latency-sketch accuracy vs exact quantiles (4 distributions, merged over 4 regions x 60 min)"
+    echo "  ingest      results/s through sort_batch + apply_batch into a real redis-server [seconds, default 30]"
+    echo "  faults      zero-loss fault scenarios with real processes (aggregator outage [seconds, default 60], prober SIGKILL, redis restart, failover, WAL growth)"
+    echo "  query       p50/p99 of a 24 h dashboard query against 15 days of rollups in a real redis-server"
 }
 
 case "${1:-}" in
+    probe)
+        if ! command -v prometheus-blackbox-exporter >/dev/null; then
+            sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+            $sudo apt-get install -y prometheus-blackbox-exporter >/dev/null
+        fi
+        cargo build --quiet --release --locked -p mixmon-prober -p mixmon-aggregator -p mixmon-bench --bin probe \
+            --bin mixmon-prober --bin mixmon-aggregator
+        "${CARGO_TARGET_DIR:-target}/release/probe"
+        ;;
     quantiles)
         cargo run --quiet --release --locked -p mixmon-model --example quantiles
+        ;;
+    ingest)
+        cargo run --quiet --release --locked -p mixmon-bench --bin ingest -- "${2:-30}"
+        ;;
+    query)
+        cargo run --quiet --release --locked -p mixmon-bench --bin query
+        ;;
+    faults)
+        # Real processes: the scenarios start the debug binaries, so those are built first.
+        cargo build --quiet --locked -p mixmon-aggregator -p mixmon-prober --bins
+        cargo run --quiet --locked -p mixmon-bench --bin faults -- "${2:-60}"
         ;;
     *)
         usage

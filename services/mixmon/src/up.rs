@@ -102,6 +102,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 expected_status: vec![200],
                 interval_s: None,
                 timeout_ms: Some(2_000),
+                ..Default::default()
             })
             .collect();
         let mut config: AggregatorConfig = mixmon_config::parse_with_env("<demo>", "", Vec::new())?;
