@@ -154,7 +154,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         Ok("query")
     });
 
-    println!("mixmon is up (in-memory store: nothing is kept after exit). Ctrl-C stops it.");
+    println!("mixmon is up (in-memory store and prober buffers: nothing is kept after exit). Ctrl-C stops it.");
     println!("  Grafana JSON datasource  http://{query_addr}   (POST /query, /metrics, /variable, ...)");
     println!("  status API               http://{query_addr}/api/v1/status");
     println!("  control plane (gRPC)     {grpc_addr}");

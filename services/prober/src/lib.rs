@@ -45,7 +45,7 @@ pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send
         wal.dir = wal.dir.join(identity.id.as_str());
     }
     if options.wal.is_none() {
-        tracing::warn!("buffer.dir is not set: results wait in memory only and a restart loses them");
+        tracing::info!("buffer.dir is not set: results wait in memory only and a restart loses them");
     }
     let fsync_interval = options.wal.as_ref().map(|w| w.fsync_interval);
     let buffer = Arc::new(buffer::ResultBuffer::open(options)?);
