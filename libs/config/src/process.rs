@@ -23,3 +23,15 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {}
     }
 }
+
+/// The exit of a service binary: success, or the error's whole chain on one line (`{:#}`), no
+/// backtrace, because the operator needs the cause, not our stack.
+pub fn exit_code<E: std::fmt::Display>(binary: &str, result: Result<(), E>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{binary}: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -28,13 +28,7 @@ struct Args {
 async fn main() -> std::process::ExitCode {
     mixmon_telemetry::init("info");
     let args = Args::parse();
-    match run(args).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("mixmon-aggregator: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    mixmon_config::process::exit_code("mixmon-aggregator", run(args).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

@@ -17,13 +17,7 @@ struct Args {
 async fn main() -> std::process::ExitCode {
     mixmon_telemetry::init("info");
     let args = Args::parse();
-    match run(args).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("mixmon-prober: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    mixmon_config::process::exit_code("mixmon-prober", run(args).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

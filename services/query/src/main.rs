@@ -57,14 +57,7 @@ fn default_listen() -> String {
 async fn main() -> ExitCode {
     let args = Args::parse();
     mixmon_telemetry::init("info");
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            // One line, no backtrace: the operator needs the cause, not our stack.
-            eprintln!("mixmon-query: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    mixmon_config::process::exit_code("mixmon-query", run(args).await)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

@@ -51,6 +51,20 @@ pub(crate) struct Progress {
     pub(crate) done_at: Option<Instant>,
 }
 
+/// Where every connection-based probe starts: its clock, its progress (with the DNS time
+/// already spent when the address was resolved for it), and its time budget.
+pub(crate) fn begin(
+    spec: &mixmon_model::CheckSpec,
+    addr: Option<(std::net::SocketAddr, u64)>,
+) -> (Instant, Progress, std::time::Duration) {
+    let start = Instant::now();
+    let mut progress = Progress::new(start);
+    if let Some((_, dns_us)) = addr {
+        progress.phases.dns_us = dns_us;
+    }
+    (start, progress, std::time::Duration::from_millis(u64::from(spec.timeout_ms)))
+}
+
 impl Progress {
     pub(crate) fn new(start: Instant) -> Self {
         Self {

@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
 use mixmon_model::{CheckSpec, FailureKind, GrpcCheck, ProbeResult};
@@ -28,12 +27,7 @@ pub(crate) async fn probe(
     started_at_ms: i64,
     addr: Option<(SocketAddr, u64)>,
 ) -> ProbeResult {
-    let start = Instant::now();
-    let mut progress = Progress::new(start);
-    if let Some((_, dns_us)) = addr {
-        progress.phases.dns_us = dns_us;
-    }
-    let budget = Duration::from_millis(u64::from(spec.timeout_ms));
+    let (start, mut progress, budget) = super::common::begin(spec, addr);
     let work = run(prober, grpc, &mut progress, addr.map(|(a, _)| a));
     let outcome = tokio::time::timeout(budget, work).await;
     conclude(spec, started_at_ms, start, progress, outcome)

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::HeaderName;
@@ -101,12 +101,7 @@ impl HttpProber {
         started_at_ms: i64,
         addr: Option<(SocketAddr, u64)>,
     ) -> ProbeResult {
-        let start = Instant::now();
-        let mut progress = Progress::new(start);
-        if let Some((_, dns_us)) = addr {
-            progress.phases.dns_us = dns_us;
-        }
-        let budget = Duration::from_millis(u64::from(spec.timeout_ms));
+        let (start, mut progress, budget) = super::common::begin(spec, addr);
         let outcome = tokio::time::timeout(budget, self.run(http, &mut progress, addr.map(|(a, _)| a))).await;
         conclude(spec, started_at_ms, start, progress, outcome)
     }
