@@ -157,7 +157,7 @@ async fn the_control_plane_refuses_garbage_and_keeps_serving() -> anyhow::Result
 
     // A report stream that does not start with hello.
     let batch = |seq: u64, results: Vec<pb::ProbeResult>| pb::ReportRequest {
-        msg: Some(pb::report_request::Msg::Batch(pb::ResultBatch { seq, results })),
+        msg: Some(pb::report_request::Msg::Batch(pb::ResultBatch { seq, results, ..Default::default() })),
     };
     let mut acks = client.report(tokio_stream::iter(vec![batch(1, Vec::new())])).await?.into_inner();
     let refused = acks.message().await.err().context("a stream without hello was accepted")?;

@@ -92,6 +92,12 @@ id_type!(
     Region,
     "region"
 );
+id_type!(
+    /// A name from the platform: a pod, a node, a namespace, a genre label value. Kubernetes
+    /// names (RFC 1123) fit the alphabet; anything else is refused where it enters.
+    EntityName,
+    "name"
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,11 +6,13 @@
 
 pub mod check;
 pub mod counters;
+pub mod figures;
 pub mod ids;
 pub mod prober;
 pub mod record;
 pub mod result;
 pub mod rollup;
+pub mod sample;
 pub mod sketch;
 pub mod sli;
 pub mod time;
@@ -19,10 +21,12 @@ pub use check::{
     AddressPolicy, BodyAssertion, CheckKind, CheckSpec, CheckSpecError, DnsCheck, DnsRecordType, GrpcCheck, HttpCheck,
     IpPreference, TcpCheck,
 };
-pub use ids::{CheckId, IdError, ProberId, Region};
+pub use figures::{Fields, Subject, SubjectKind};
+pub use ids::{CheckId, EntityName, IdError, ProberId, Region};
 pub use prober::ProberIdentity;
 pub use record::{RawRecord, RECORDS_KEPT};
 pub use result::{FailureKind, HttpVersion, PhaseTimings, ProbeDetails, ProbeResult, TlsInfo};
+pub use sample::{DiskSample, MixerSample, NodeSample, PodSample, Record};
 pub use rollup::{Phase, PhaseStats, Rollup, RollupDelta, SeriesKey};
 pub use sketch::{LatencySketch, SketchSum};
 pub use time::{Hour, Minute};

@@ -76,7 +76,7 @@ fn template(rng: &mut StdRng, now_ms: i64) -> Vec<u8> {
             }
         })
         .collect();
-    pb::ResultBatch { seq: 0, results }.encode_to_vec()
+    pb::ResultBatch { seq: 0, results, ..Default::default() }.encode_to_vec()
 }
 
 fn commandstats(info: &str) -> (u64, u64) {
