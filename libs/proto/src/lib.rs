@@ -3,6 +3,7 @@
 //! A garbage message is refused here, in `TryFrom`, with a [`ConvertError`] naming the field.
 
 pub mod convert;
+pub mod samples;
 
 /// Generated types and services of package `mixmon.v1`.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

@@ -17,14 +17,16 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
+#[cfg(test)]
 use mixmon_model::ProbeResult;
+use mixmon_model::Record;
 
 use crate::wal::{Header, LiveSeal, Wal, WalError, WalOptions};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub seq: u64,
-    pub results: Vec<ProbeResult>,
+    pub results: Vec<Record>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,7 +65,7 @@ pub struct ResultBuffer {
 
 struct Held {
     rid: u64,
-    result: ProbeResult,
+    result: Record,
 }
 
 struct Sealed {
@@ -174,11 +176,12 @@ impl ResultBuffer {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn push(&self, result: ProbeResult) {
+    pub fn push(&self, record: impl Into<Record>) {
+        let result = record.into();
         let mut state = self.lock();
         let rid = state.next_rid;
         state.next_rid += 1;
-        let newest_ms = result.started_at_ms;
+        let newest_ms = result.at_ms();
         // The state changes before the log append: an append may start a new segment, whose
         // header must already describe this result.
         let logged = state.wal.is_some().then(|| result.clone());
@@ -193,7 +196,7 @@ impl ResultBuffer {
             state.drop_oldest(self.epoch, "max_results", |n, _| n < over);
         }
         let cutoff = newest_ms.saturating_sub(self.max_age_ms);
-        state.drop_oldest(self.epoch, "max_age", |_, held| held.result.started_at_ms < cutoff);
+        state.drop_oldest(self.epoch, "max_age", |_, held| held.result.at_ms() < cutoff);
         self.enforce_bytes(&mut state);
     }
 
@@ -461,7 +464,7 @@ mod tests {
     }
 
     fn starts(batches: &[Batch]) -> Vec<(u64, Vec<i64>)> {
-        batches.iter().map(|b| (b.seq, b.results.iter().map(|r| r.started_at_ms).collect())).collect()
+        batches.iter().map(|b| (b.seq, b.results.iter().map(|r| r.at_ms()).collect())).collect()
     }
 
     #[test]
@@ -489,7 +492,7 @@ mod tests {
         (2..5).for_each(|i| buffer.push(result(i)));
         let stats = buffer.stats();
         assert_eq!((stats.held, stats.dropped), (3, 2));
-        let kept: Vec<i64> = buffer.seal(10).iter().flat_map(|b| b.results.iter().map(|r| r.started_at_ms)).collect();
+        let kept: Vec<i64> = buffer.seal(10).iter().flat_map(|b| b.results.iter().map(|r| r.at_ms())).collect();
         assert_eq!(kept, [2, 3, 4]);
         assert!(buffer.unacked().iter().all(|b| !b.results.is_empty()));
     }
@@ -563,8 +566,7 @@ mod tests {
         let buffer = ResultBuffer::open(durable(dir.path(), 4_096, 32_768)).unwrap();
         let stats = buffer.stats();
         assert_eq!((stats.held, stats.dropped), (held, dropped), "drops are remembered across restarts");
-        let newest: Vec<i64> =
-            buffer.seal(100_000).iter().flat_map(|b| b.results.iter().map(|r| r.started_at_ms)).collect();
+        let newest: Vec<i64> = buffer.seal(100_000).iter().flat_map(|b| b.results.iter().map(|r| r.at_ms())).collect();
         assert_eq!(newest.last(), Some(&5_999), "the newest results are the ones kept");
     }
 }

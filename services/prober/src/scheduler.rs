@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mixmon_model::{CheckId, CheckSpec, ProbeResult};
+use mixmon_model::{CheckId, CheckSpec, Record};
 use tokio::task::JoinHandle;
 
 use crate::buffer::ResultBuffer;
@@ -25,11 +25,14 @@ impl ResultSink {
         Self { buffer, ground_truth: ground_truth.map(Arc::new) }
     }
 
-    pub fn record(&self, result: ProbeResult) {
-        if let Some(truth) = &self.ground_truth {
-            truth.record(&result);
+    /// A probe result, a mixer scrape, a node or pod sample: all go through the same buffer.
+    /// The ground-truth log (a test aid) lists probe results only.
+    pub fn record(&self, record: impl Into<Record>) {
+        let record = record.into();
+        if let (Some(truth), Record::Probe(result)) = (&self.ground_truth, &record) {
+            truth.record(result);
         }
-        self.buffer.push(result);
+        self.buffer.push(record);
     }
 }
 

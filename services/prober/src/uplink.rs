@@ -245,8 +245,7 @@ impl Uplink {
 }
 
 async fn send_batch(tx: &mpsc::Sender<pb::ReportRequest>, batch: &Batch) -> Result<(), SessionError> {
-    let results = batch.results.iter().map(pb::ProbeResult::from).collect();
-    let msg = pb::report_request::Msg::Batch(pb::ResultBatch { seq: batch.seq, results, ..Default::default() });
+    let msg = pb::report_request::Msg::Batch(mixmon_proto::samples::batch_to_pb(batch.seq, &batch.results));
     tx.send(pb::ReportRequest { msg: Some(msg) }).await.map_err(|_| SessionError::Send)
 }
 

@@ -26,7 +26,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mixmon_model::ProbeResult;
+use mixmon_model::{ProbeResult, Record};
 use mixmon_proto::pb;
 use prost::Message;
 
@@ -42,6 +42,8 @@ const T_SEAL: u8 = 3;
 const T_ACK: u8 = 4;
 const T_REJECT: u8 = 5;
 const T_DROP: u8 = 6;
+/// A record other than a probe result (a mixer, node or pod sample), as a `BufferedRecord`.
+const T_RECORD: u8 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
@@ -91,9 +93,9 @@ pub struct Recovered {
     /// `None` when the directory held no log: the buffer starts a new epoch.
     pub header: Option<Header>,
     /// Unacknowledged batches, oldest first, with the results still held.
-    pub sealed: Vec<(LiveSeal, Vec<(u64, ProbeResult)>)>,
+    pub sealed: Vec<(LiveSeal, Vec<(u64, Record)>)>,
     /// Results not yet in any batch, oldest first.
-    pub pending: Vec<(u64, ProbeResult)>,
+    pub pending: Vec<(u64, Record)>,
     pub torn_records: u64,
 }
 
@@ -115,9 +117,9 @@ pub struct Wal {
     dirty: bool,
 }
 
-enum Record {
+enum Entry {
     Header(Header),
-    Result(u64, ProbeResult),
+    Result(u64, Record),
     Seal(LiveSeal),
     Ack(u64),
     Reject(u64),
@@ -164,7 +166,7 @@ impl Wal {
             }
             let mut max_rid = None;
             for record in records {
-                if let Record::Result(rid, _) = &record {
+                if let Entry::Result(rid, _) = &record {
                     max_rid = max_rid.max(Some(*rid));
                 }
                 replay.apply(record);
@@ -207,10 +209,17 @@ impl Wal {
         self.sync()
     }
 
-    pub fn append_result(&mut self, rid: u64, result: &ProbeResult) -> Result<(), WalError> {
-        let mut payload = vec![T_RESULT];
+    /// Appends one record. Probe results, the bulk, are written bare (`T_RESULT`); samples in
+    /// their `BufferedRecord` envelope (`T_RECORD`).
+    pub fn append_result(&mut self, rid: u64, record: &Record) -> Result<(), WalError> {
+        let tag = if matches!(record, Record::Probe(_)) { T_RESULT } else { T_RECORD };
+        let mut payload = vec![tag];
         payload.extend_from_slice(&rid.to_le_bytes());
-        pb::ProbeResult::from(result).encode(&mut payload).map_err(|e| WalError::Io {
+        let encoded = match record {
+            Record::Probe(result) => pb::ProbeResult::from(result).encode(&mut payload),
+            other => pb::BufferedRecord::from(other).encode(&mut payload),
+        };
+        encoded.map_err(|e| WalError::Io {
             path: self.active_path().display().to_string(),
             source: std::io::Error::other(e),
         })?;
@@ -342,7 +351,7 @@ fn sync_dir(dir: &Path) -> Result<(), WalError> {
 
 /// Decodes records until the end or the first torn/corrupt one; returns them and the length
 /// of the good prefix.
-fn decode_all(bytes: &[u8]) -> (Vec<Record>, usize) {
+fn decode_all(bytes: &[u8]) -> (Vec<Entry>, usize) {
     let mut records = Vec::new();
     let mut offset = 0;
     while let Some(header) = bytes.get(offset..offset + 8) {
@@ -362,7 +371,7 @@ fn decode_all(bytes: &[u8]) -> (Vec<Record>, usize) {
     (records, offset)
 }
 
-fn decode(payload: &[u8]) -> Option<Record> {
+fn decode(payload: &[u8]) -> Option<Entry> {
     let (&kind, rest) = payload.split_first()?;
     let u64_at = |i: usize| -> Option<u64> {
         rest.get(i * 8..i * 8 + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
@@ -378,7 +387,7 @@ fn decode(payload: &[u8]) -> Option<Record> {
                     Some(LiveSeal { seq: u64_at(8 + 3 * i)?, first: u64_at(9 + 3 * i)?, end: u64_at(10 + 3 * i)? })
                 })
                 .collect::<Option<Vec<_>>>()?;
-            Some(Record::Header(Header {
+            Some(Entry::Header(Header {
                 epoch: u64_at(0)?,
                 next_seq: u64_at(1)?,
                 next_rid: u64_at(2)?,
@@ -393,19 +402,30 @@ fn decode(payload: &[u8]) -> Option<Record> {
             let rid = u64_at(0)?;
             let raw = pb::ProbeResult::decode(rest.get(8..)?).ok()?;
             match ProbeResult::try_from(raw) {
-                Ok(result) => Some(Record::Result(rid, result)),
+                Ok(result) => Some(Entry::Result(rid, Record::Probe(result))),
                 // Intact but not understood (written by another version): skip the result,
                 // keep replaying.
                 Err(err) => {
                     tracing::warn!(rid, error = %err, "skipping a result in the write-ahead log that does not decode");
-                    Some(Record::Skip)
+                    Some(Entry::Skip)
                 }
             }
         }
-        T_SEAL => Some(Record::Seal(LiveSeal { seq: u64_at(0)?, first: u64_at(1)?, end: u64_at(2)? })),
-        T_ACK => Some(Record::Ack(u64_at(0)?)),
-        T_REJECT => Some(Record::Reject(u64_at(0)?)),
-        T_DROP => Some(Record::Drop { below: u64_at(0)?, count: u64_at(1)? }),
+        T_RECORD => {
+            let rid = u64_at(0)?;
+            let raw = pb::BufferedRecord::decode(rest.get(8..)?).ok()?;
+            match Record::try_from(raw) {
+                Ok(record) => Some(Entry::Result(rid, record)),
+                Err(err) => {
+                    tracing::warn!(rid, error = %err, "skipping a sample in the write-ahead log that does not decode");
+                    Some(Entry::Skip)
+                }
+            }
+        }
+        T_SEAL => Some(Entry::Seal(LiveSeal { seq: u64_at(0)?, first: u64_at(1)?, end: u64_at(2)? })),
+        T_ACK => Some(Entry::Ack(u64_at(0)?)),
+        T_REJECT => Some(Entry::Reject(u64_at(0)?)),
+        T_DROP => Some(Entry::Drop { below: u64_at(0)?, count: u64_at(1)? }),
         _ => None,
     }
 }
@@ -415,7 +435,7 @@ struct Replay {
     header: Option<Header>,
     seals: BTreeMap<u64, LiveSeal>,
     rejected: BTreeSet<u64>,
-    results: BTreeMap<u64, ProbeResult>,
+    results: BTreeMap<u64, Record>,
 }
 
 impl Replay {
@@ -423,9 +443,9 @@ impl Replay {
         self.header.get_or_insert_with(Header::default)
     }
 
-    fn apply(&mut self, record: Record) {
-        match record {
-            Record::Header(h) => {
+    fn apply(&mut self, entry: Entry) {
+        match entry {
+            Entry::Header(h) => {
                 // A header lists every batch still live when it was written: a seal missing
                 // from it was acknowledged or refused before, whatever older segments say.
                 self.seals.clear();
@@ -445,30 +465,30 @@ impl Replay {
                     self.seals.insert(seal.seq, seal);
                 }
             }
-            Record::Result(rid, result) => {
+            Entry::Result(rid, result) => {
                 let state = self.state();
                 state.next_rid = state.next_rid.max(rid + 1);
                 self.results.insert(rid, result);
             }
-            Record::Seal(seal) => {
+            Entry::Seal(seal) => {
                 let state = self.state();
                 state.next_seq = state.next_seq.max(seal.seq + 1);
                 state.sealed_below = state.sealed_below.max(seal.end);
                 self.seals.insert(seal.seq, seal);
             }
-            Record::Ack(seq) => {
+            Entry::Ack(seq) => {
                 let state = self.state();
                 state.acked_seq = state.acked_seq.max(seq);
             }
-            Record::Reject(seq) => {
+            Entry::Reject(seq) => {
                 self.rejected.insert(seq);
             }
-            Record::Drop { below, count } => {
+            Entry::Drop { below, count } => {
                 let state = self.state();
                 state.drop_below = state.drop_below.max(below);
                 state.dropped += count;
             }
-            Record::Skip => {}
+            Entry::Skip => {}
         }
     }
 
@@ -488,7 +508,7 @@ impl Replay {
             if *seq <= header.acked_seq || self.rejected.contains(seq) {
                 continue;
             }
-            let results: Vec<(u64, ProbeResult)> =
+            let results: Vec<(u64, Record)> =
                 self.results.range(seal.first..seal.end).map(|(rid, r)| (*rid, r.clone())).collect();
             if results.is_empty() {
                 continue;
@@ -506,10 +526,10 @@ impl Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mixmon_model::{CheckId, PhaseTimings};
+    use mixmon_model::{CheckId, EntityName, PhaseTimings, PodSample};
 
-    fn result(n: i64) -> ProbeResult {
-        ProbeResult {
+    fn result(n: i64) -> Record {
+        Record::Probe(ProbeResult {
             check_id: CheckId::new("c").unwrap(),
             started_at_ms: n,
             failure: None,
@@ -518,11 +538,37 @@ mod tests {
             error: String::new(),
             phases: PhaseTimings::default(),
             details: Default::default(),
-        }
+        })
     }
 
     fn options(dir: &Path) -> WalOptions {
         WalOptions { dir: dir.to_path_buf(), segment_bytes: 1 << 20, fsync_interval: Duration::ZERO }
+    }
+
+    #[test]
+    fn samples_and_results_share_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = |s: &str| EntityName::new(s).unwrap();
+        let pod = Record::Pod(PodSample {
+            pod: name("ai-mixer-0"),
+            namespace: name("ai-mixer"),
+            node: name("node-a"),
+            at_ms: 7,
+            weight_ms: 15_000,
+            ready: false,
+            restarts: 2,
+            memory_bytes: Some(1 << 20),
+            memory_limit_bytes: Some(1 << 29),
+        });
+        {
+            let (mut wal, _) = Wal::open(options(dir.path())).unwrap();
+            wal.start_segment(&Header { epoch: 3, next_seq: 1, ..Header::default() }).unwrap();
+            wal.append_result(0, &result(1)).unwrap();
+            wal.append_result(1, &pod).unwrap();
+            wal.sync().unwrap();
+        }
+        let (_, recovered) = Wal::open(options(dir.path())).unwrap();
+        assert_eq!(recovered.pending, vec![(0, result(1)), (1, pod)]);
     }
 
     #[test]
