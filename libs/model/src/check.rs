@@ -135,6 +135,11 @@ pub struct HttpCheck {
     /// Redirects followed before the status is judged; 0 judges the first response.
     pub max_redirects: u8,
     pub address: AddressPolicy,
+    /// Offer HTTP/2: over TLS by ALPN (`h2`, falling back to HTTP/1.1 if the server declines),
+    /// over `http://` with prior knowledge (h2c), as `curl --http2-prior-knowledge` does.
+    pub http2: bool,
+    /// The response's HTTP version must be one of these; empty accepts any.
+    pub valid_http_versions: Vec<crate::result::HttpVersion>,
 }
 
 impl HttpCheck {
@@ -149,6 +154,8 @@ impl HttpCheck {
             assertions: Vec::new(),
             max_redirects: DEFAULT_MAX_REDIRECTS,
             address: AddressPolicy::default(),
+            http2: false,
+            valid_http_versions: Vec::new(),
         }
     }
 }

@@ -149,6 +149,17 @@ fn http_from_pb(http: pb::HttpCheck) -> Result<HttpCheck, ConvertError> {
         assertions,
         max_redirects,
         address: address_from_pb(http.address)?,
+        http2: http.http2,
+        valid_http_versions: http
+            .valid_http_versions
+            .iter()
+            .map(|v| {
+                HttpVersion::parse(v).ok_or_else(|| ConvertError::Invalid {
+                    field: "check.http.valid_http_versions",
+                    reason: format!("{v:?} is not one of HTTP/1.0, HTTP/1.1, HTTP/2"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
     })
 }
 
@@ -209,6 +220,8 @@ impl From<&CheckSpec> for pb::CheckSpec {
                     .collect(),
                 max_redirects: Some(u32::from(http.max_redirects)),
                 address: address_to_pb(&http.address),
+                http2: http.http2,
+                valid_http_versions: http.valid_http_versions.iter().map(|v| v.as_str().to_string()).collect(),
             }),
             CheckKind::Tcp(tcp) => pb::check_spec::Kind::Tcp(pb::TcpCheck {
                 host: tcp.host.clone(),
@@ -440,6 +453,8 @@ mod tests {
         full.body = "{}".into();
         full.max_redirects = 0;
         full.address = AddressPolicy { ip: IpPreference::Ip6, each_address: true };
+        full.http2 = true;
+        full.valid_http_versions = vec![HttpVersion::Http2];
         full.assertions = vec![
             BodyAssertion::Contains("a".into()),
             BodyAssertion::NotContains("b".into()),
@@ -476,6 +491,18 @@ mod tests {
             ..spec.clone()
         };
         assert!(CheckSpec::try_from(bad_regex).unwrap_err().to_string().contains("assertion 0"));
+        let bad_version = pb::CheckSpec {
+            kind: Some(pb::check_spec::Kind::Http(pb::HttpCheck {
+                url: "http://h/".into(),
+                valid_http_versions: vec!["HTTP/3".into()],
+                ..Default::default()
+            })),
+            ..spec.clone()
+        };
+        assert!(CheckSpec::try_from(bad_version)
+            .unwrap_err()
+            .to_string()
+            .starts_with("check.http.valid_http_versions"));
         let bad = pb::CheckSpec { timeout_ms: 0, ..spec.clone() };
         assert!(CheckSpec::try_from(bad).is_err());
         let no_kind = pb::CheckSpec { kind: None, ..spec };

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use mixmon_model::check::DEFAULT_MAX_REDIRECTS;
 use mixmon_model::{
     AddressPolicy, BodyAssertion, CheckId, CheckKind, CheckSpec, DnsCheck, DnsRecordType, GrpcCheck, HttpCheck,
-    IpPreference, TcpCheck,
+    HttpVersion, IpPreference, TcpCheck,
 };
 
 use crate::config::{AggregatorConfig, AssertionConfig, CheckConfig, CheckType};
@@ -127,6 +127,8 @@ fn check_kind(check: &CheckConfig) -> (CheckKind, Vec<String>) {
     unused("assert", !check.assertions.is_empty(), &[Http]);
     unused("follow_redirects", check.follow_redirects.is_some(), &[Http]);
     unused("max_redirects", check.max_redirects.is_some(), &[Http]);
+    unused("http2", check.http2, &[Http]);
+    unused("valid_http_versions", !check.valid_http_versions.is_empty(), &[Http]);
     unused("ip", check.ip.is_some(), &[Http, Tcp, Grpc]);
     unused("each_address", check.each_address, &[Http, Tcp, Grpc]);
     unused("host", check.host.is_some(), &[Tcp, Grpc]);
@@ -181,6 +183,19 @@ fn check_kind(check: &CheckConfig) -> (CheckKind, Vec<String>) {
                 assertions,
                 max_redirects,
                 address,
+                http2: check.http2,
+                valid_http_versions: check
+                    .valid_http_versions
+                    .iter()
+                    .filter_map(|v| {
+                        let version = HttpVersion::parse(v);
+                        if version.is_none() {
+                            problems
+                                .push(format!("valid_http_versions: {v:?} is not one of HTTP/1.0, HTTP/1.1, HTTP/2"));
+                        }
+                        version
+                    })
+                    .collect(),
             })
         }
         Tcp | Grpc => {
@@ -331,6 +346,8 @@ mod tests {
         follow_redirects = false
         ip = "ip6"
         each_address = true
+        http2 = true
+        valid_http_versions = ["HTTP/2", "HTTP/1.1"]
         assert = [{ body_contains = "ok" }, { body_regex = "^up" }, { json_pointer = "/status", equals = "up" }]
         labels = { tier = "edge" }
         [[checks]]
@@ -362,6 +379,8 @@ mod tests {
         assert_eq!((http.method.as_str(), http.max_redirects, http.body.as_str()), ("POST", 0, "{}"));
         assert_eq!(http.address, AddressPolicy { ip: IpPreference::Ip6, each_address: true });
         assert_eq!(http.headers, [("X-Token".to_string(), "t".to_string())]);
+        assert!(http.http2);
+        assert_eq!(http.valid_http_versions, [HttpVersion::Http2, HttpVersion::Http11]);
         assert_eq!(
             http.assertions,
             [
@@ -397,9 +416,11 @@ mod tests {
             type = "tcp"
             url = "http://x"
             host = "db"
+            http2 = true
             [[checks]]
             id = "b"
             url = "http://x"
+            valid_http_versions = ["HTTP/3"]
             ip = "ip5"
             assert = [{ body_regex = "(" }, { body_contains = "a", body_regex = "b" }, { json_pointer = "x", equals = "1" }]
             [[checks]]
@@ -414,6 +435,8 @@ mod tests {
         for needle in [
             "checks[0] (a): url does not apply to a tcp check",
             "checks[0] (a): port is required for a tcp check",
+            "checks[0] (a): http2 does not apply to a tcp check",
+            "checks[1] (b): valid_http_versions: \"HTTP/3\" is not one of HTTP/1.0, HTTP/1.1, HTTP/2",
             "checks[1] (b): ip \"ip5\" must be one of any, ip4, ip6",
             "checks[1] (b): assert[1]: set exactly one of",
             "checks[2] (c): record_type \"SOA\"",

@@ -110,6 +110,8 @@ pub enum CheckType {
 /// body = '{"ping":1}'
 /// expected_status = [200, 204]     # [200]
 /// follow_redirects = true          # true, at most max_redirects (10)
+/// http2 = true                     # offer HTTP/2 (ALPN h2 / h2c); false
+/// valid_http_versions = ["HTTP/2"] # any when empty
 /// ip = "ip4"                       # any | ip4 | ip6
 /// each_address = true             # one result per resolved address
 /// assert = [{ body_contains = "ok" }, { body_regex = "^up" }, { json_pointer = "/status", equals = "up" }]
@@ -150,6 +152,12 @@ pub struct CheckConfig {
     pub follow_redirects: Option<bool>,
     /// http: at most this many redirects are followed (default 10).
     pub max_redirects: Option<u8>,
+    /// http: offer HTTP/2 (ALPN over TLS, prior knowledge over http://); default false.
+    #[serde(default)]
+    pub http2: bool,
+    /// http: accepted response versions (`HTTP/1.1`, `HTTP/2`, ...); any when empty.
+    #[serde(default)]
+    pub valid_http_versions: Vec<String>,
     /// http, tcp, grpc: `any` (default), `ip4` or `ip6`.
     pub ip: Option<String>,
     /// http, tcp, grpc: probe every resolved address, one result each.

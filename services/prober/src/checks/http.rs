@@ -47,8 +47,11 @@ pub enum CheckError {
 /// one and share it: it is cheap to clone, the TLS configurations sit behind `Arc`s.
 #[derive(Clone)]
 pub struct HttpProber {
-    /// ALPN `http/1.1`: we only speak HTTP/1.1, and saying so keeps servers from choosing h2.
+    /// ALPN `http/1.1`: a check that does not offer HTTP/2 says so, which keeps servers from
+    /// choosing h2.
     pub(crate) http1: TlsConnector,
+    /// ALPN `h2`, then `http/1.1`: a check with `http2` lets the server choose.
+    pub(crate) h2_or_http1: TlsConnector,
     /// ALPN `h2`, which gRPC requires.
     pub(crate) h2: TlsConnector,
     /// No ALPN, for TCP checks: a server insisting on its own protocol list must not refuse us.
@@ -72,17 +75,20 @@ impl HttpProber {
     /// A prober trusting exactly `roots`: for private CAs and tests.
     pub fn with_root_certificates(roots: rustls::RootCertStore) -> Result<Self, CheckError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = |alpn: &[u8]| -> Result<TlsConnector, CheckError> {
+        let config = |alpn: &[&[u8]]| -> Result<TlsConnector, CheckError> {
             let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
                 .with_safe_default_protocol_versions()?
                 .with_root_certificates(roots.clone())
                 .with_no_client_auth();
-            if !alpn.is_empty() {
-                config.alpn_protocols = vec![alpn.to_vec()];
-            }
+            config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
             Ok(TlsConnector::from(Arc::new(config)))
         };
-        Ok(Self { http1: config(b"http/1.1")?, h2: config(b"h2")?, plain: config(b"")? })
+        Ok(Self {
+            http1: config(&[b"http/1.1"])?,
+            h2_or_http1: config(&[b"h2", b"http/1.1"])?,
+            h2: config(&[b"h2"])?,
+            plain: config(&[])?,
+        })
     }
 
     /// Probes `http` once, within `spec.timeout_ms`, at the first address its host resolves
@@ -123,10 +129,15 @@ impl HttpProber {
             let request = build_request(&target, method.clone(), http, with_body)?;
             let collect = !http.assertions.is_empty();
             let response = if target.tls {
-                let stream = tls_handshake(&self.http1, target.host(), tcp, progress).await?;
-                exchange(stream, request, progress, collect).await?
+                let connector = if http.http2 { &self.h2_or_http1 } else { &self.http1 };
+                let stream = tls_handshake(connector, target.host(), tcp, progress).await?;
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                let request = if h2 { for_h2(request, true)? } else { request };
+                exchange(stream, request, h2, progress, collect).await?
+            } else if http.http2 {
+                exchange(tcp, for_h2(request, false)?, true, progress, collect).await?
             } else {
-                exchange(tcp, request, progress, collect).await?
+                exchange(tcp, request, false, progress, collect).await?
             };
 
             let status = progress.status;
@@ -154,6 +165,14 @@ impl HttpProber {
             } else {
                 http.expected_status.contains(&status)
             };
+            if accepted && !http.valid_http_versions.is_empty() {
+                let version = progress.details.http_version;
+                if !version.is_some_and(|v| http.valid_http_versions.contains(&v)) {
+                    let got = version.map_or("unknown", HttpVersion::as_str);
+                    let wanted: Vec<&str> = http.valid_http_versions.iter().map(|v| v.as_str()).collect();
+                    return Err(Failure::new(FailureKind::BadStatus, format!("HTTP version {got} not in {wanted:?}")));
+                }
+            }
             if !accepted {
                 let after = match progress.details.redirects {
                     0 => String::new(),
@@ -297,62 +316,34 @@ struct Response {
 async fn exchange<S>(
     io: S,
     request: Request<Full<Bytes>>,
+    h2: bool,
     progress: &mut Progress,
     collect: bool,
 ) -> Result<Response, Failure>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     progress.enter(Phase::FirstByte);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| Failure::new(FailureKind::Connection, format!("http: {}", chain(&e))))?;
+    let handshake_failed = |e: hyper::Error| Failure::new(FailureKind::Connection, format!("http: {}", chain(&e)));
+    if h2 {
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(io))
+                .await
+                .map_err(handshake_failed)?;
+        drive(read_response(sender.send_request(request), progress, collect), conn).await
+    } else {
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(handshake_failed)?;
+        drive(read_response(sender.send_request(request), progress, collect), conn).await
+    }
+}
 
-    let work = async {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| Failure::new(FailureKind::Connection, format!("http: {}", chain(&e))))?;
-        progress.finish();
-        progress.status = response.status().as_u16();
-        progress.details.http_version = match response.version() {
-            Version::HTTP_10 => Some(HttpVersion::Http10),
-            Version::HTTP_11 => Some(HttpVersion::Http11),
-            Version::HTTP_2 => Some(HttpVersion::Http2),
-            _ => None,
-        };
-        let location = if response.status().is_redirection() && response.status() != StatusCode::NOT_MODIFIED {
-            response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned)
-        } else {
-            None
-        };
-
-        progress.enter(Phase::Transfer);
-        let mut body = response.into_body();
-        let mut kept = Vec::new();
-        let mut read: u64 = 0;
-        while read < BODY_LIMIT_BYTES {
-            match body.frame().await {
-                None => break,
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        read += data.len() as u64;
-                        if collect {
-                            let room = (BODY_LIMIT_BYTES as usize).saturating_sub(kept.len());
-                            kept.extend_from_slice(&data[..data.len().min(room)]);
-                        }
-                    }
-                }
-                Some(Err(e)) => {
-                    return Err(Failure::new(FailureKind::Connection, format!("transfer: {}", chain(&e))));
-                }
-            }
-        }
-        progress.finish();
-        progress.done_at = Some(Instant::now());
-        Ok(Response { location, body: kept })
-    };
-
+/// Polls the connection alongside the probe's work until the work is done.
+async fn drive<W, C>(work: W, conn: C) -> Result<Response, Failure>
+where
+    W: std::future::Future<Output = Result<Response, Failure>>,
+    C: std::future::Future,
+{
     let mut work = pin!(work);
     let mut conn = pin!(conn);
     let mut conn_done = false;
@@ -366,6 +357,69 @@ where
             _ = &mut conn, if !conn_done => conn_done = true,
         }
     }
+}
+
+/// Waits for the response head, then reads the body to its end (or [`BODY_LIMIT_BYTES`]).
+async fn read_response(
+    sent: impl std::future::Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>>,
+    progress: &mut Progress,
+    collect: bool,
+) -> Result<Response, Failure> {
+    let response = sent.await.map_err(|e| Failure::new(FailureKind::Connection, format!("http: {}", chain(&e))))?;
+    progress.finish();
+    progress.status = response.status().as_u16();
+    progress.details.http_version = match response.version() {
+        Version::HTTP_10 => Some(HttpVersion::Http10),
+        Version::HTTP_11 => Some(HttpVersion::Http11),
+        Version::HTTP_2 => Some(HttpVersion::Http2),
+        _ => None,
+    };
+    let location = if response.status().is_redirection() && response.status() != StatusCode::NOT_MODIFIED {
+        response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    } else {
+        None
+    };
+
+    progress.enter(Phase::Transfer);
+    let mut body = response.into_body();
+    let mut kept = Vec::new();
+    let mut read: u64 = 0;
+    while read < BODY_LIMIT_BYTES {
+        match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    read += data.len() as u64;
+                    if collect {
+                        let room = (BODY_LIMIT_BYTES as usize).saturating_sub(kept.len());
+                        kept.extend_from_slice(&data[..data.len().min(room)]);
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                return Err(Failure::new(FailureKind::Connection, format!("transfer: {}", chain(&e))));
+            }
+        }
+    }
+    progress.finish();
+    progress.done_at = Some(Instant::now());
+    Ok(Response { location, body: kept })
+}
+
+/// The HTTP/1 request rewritten for HTTP/2: the authority moves from `Host` into the URI
+/// (`:authority`), and the connection-specific `Connection` header, which HTTP/2 forbids, goes.
+fn for_h2(mut request: Request<Full<Bytes>>, tls: bool) -> Result<Request<Full<Bytes>>, Failure> {
+    let headers = request.headers_mut();
+    headers.remove(header::CONNECTION);
+    let host = headers.remove(header::HOST);
+    let authority = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
+    let path = request.uri().path_and_query().map_or("/", PathAndQuery::as_str).to_owned();
+    let scheme = if tls { "https" } else { "http" };
+    *request.uri_mut() = format!("{scheme}://{authority}{path}")
+        .parse()
+        .map_err(|e| Failure::new(FailureKind::Connection, format!("url: authority {authority:?}: {e}")))?;
+    *request.version_mut() = Version::HTTP_2;
+    Ok(request)
 }
 
 /// Why a check's URL cannot be probed.
