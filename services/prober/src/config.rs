@@ -22,6 +22,12 @@ pub struct ProberConfig {
     pub batch: BatchConfig,
     #[serde(default)]
     pub debug: DebugConfig,
+    /// Scraping the mixer pods' `/metrics` (off unless present).
+    pub scrape: Option<ScrapeConfig>,
+    /// Sampling this node (off unless present).
+    pub node: Option<NodeConfig>,
+    /// Sampling the pods on this node (off unless present; needs `[scrape.kubernetes]`).
+    pub pods: Option<PodsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -228,6 +234,227 @@ impl AggregatorConfig {
     }
 }
 
+/// `[scrape]`: the mixer pods to scrape and how often.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    #[serde(default = "default_observe_interval_ms")]
+    pub interval_ms: u64,
+    #[serde(default = "default_scrape_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Pods named in the file, scraped besides the discovered ones.
+    #[serde(default)]
+    pub targets: Vec<StaticTargetConfig>,
+    /// Finds the mixer pods on this node through the Kubernetes API.
+    pub kubernetes: Option<KubernetesConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticTargetConfig {
+    pub pod: String,
+    pub url: String,
+}
+
+/// `[scrape.kubernetes]`: the API to ask, and which pods are mixers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// Absent: the in-cluster configuration (service account token and CA).
+    pub api_url: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_label_selector")]
+    pub label_selector: String,
+    /// Empty: every namespace.
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default = "default_metrics_port")]
+    pub port: u16,
+    #[serde(default = "default_metrics_path")]
+    pub path: String,
+    #[serde(default = "default_discovery_interval_ms")]
+    pub discovery_interval_ms: u64,
+}
+
+/// `[node]`: sampling this node from `/proc`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    #[serde(default = "default_observe_interval_ms")]
+    pub interval_ms: u64,
+    /// The node's `/proc` (mounted at `/host/proc` in a container).
+    #[serde(default = "default_proc_root")]
+    pub proc_root: PathBuf,
+}
+
+/// `[pods]`: sampling the pods on this node (through `[scrape.kubernetes]`'s API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodsConfig {
+    #[serde(default = "default_observe_interval_ms")]
+    pub interval_ms: u64,
+    /// Empty: every namespace.
+    #[serde(default)]
+    pub namespace: String,
+}
+
+fn default_observe_interval_ms() -> u64 {
+    15_000
+}
+
+fn default_scrape_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_label_selector() -> String {
+    "app=ai-mixer".into()
+}
+
+fn default_metrics_port() -> u16 {
+    8080
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+
+fn default_discovery_interval_ms() -> u64 {
+    30_000
+}
+
+fn default_proc_root() -> PathBuf {
+    PathBuf::from("/proc")
+}
+
+/// `[scrape]`, validated.
+#[derive(Debug, Clone)]
+pub struct ScrapeObserve {
+    pub settings: crate::observe::scrape::ScrapeSettings,
+    pub targets: Vec<crate::observe::scrape::ScrapeTarget>,
+}
+
+/// `[pods]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodsObserve {
+    pub interval: std::time::Duration,
+    pub namespace: Option<String>,
+}
+
+/// Every observer's settings, validated: what `observe::spawn` starts.
+#[derive(Debug, Clone, Default)]
+pub struct ObserveSettings {
+    pub scrape: Option<ScrapeObserve>,
+    pub kubernetes: Option<crate::observe::discovery::KubeSettings>,
+    pub node: Option<crate::observe::node::NodeSettings>,
+    pub pods: Option<PodsObserve>,
+}
+
+/// A positive interval, or an error naming `key`.
+fn interval(key: &str, ms: u64) -> Result<std::time::Duration, ProberError> {
+    if ms == 0 {
+        return Err(ProberError::Config(format!("{key} must be above 0")));
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+fn namespace(key: &str, ns: &str) -> Result<Option<String>, ProberError> {
+    if ns.is_empty() {
+        return Ok(None);
+    }
+    mixmon_model::EntityName::new(ns).map_err(|e| ProberError::Config(format!("{key}: {e}")))?;
+    Ok(Some(ns.to_owned()))
+}
+
+impl ProberConfig {
+    /// The `[scrape]`, `[node]` and `[pods]` sections, checked: intervals above zero, URLs
+    /// that parse, pod names that are valid entity names, `[pods]` only with an API to ask.
+    pub fn observe(&self) -> Result<ObserveSettings, ProberError> {
+        use crate::observe::scrape::{ScrapeSettings, ScrapeTarget, ScrapeUrl, MAX_BODY_BYTES};
+        let mut out = ObserveSettings::default();
+        if let Some(scrape) = &self.scrape {
+            let settings = ScrapeSettings {
+                interval: interval("scrape.interval_ms", scrape.interval_ms)?,
+                timeout: interval("scrape.timeout_ms", scrape.timeout_ms)?,
+                max_body_bytes: MAX_BODY_BYTES,
+            };
+            let mut targets: Vec<ScrapeTarget> = Vec::with_capacity(scrape.targets.len());
+            for (i, t) in scrape.targets.iter().enumerate() {
+                let pod = mixmon_model::EntityName::new(t.pod.as_str())
+                    .map_err(|e| ProberError::Config(format!("scrape.targets[{i}].pod: {e}")))?;
+                let url = ScrapeUrl::parse(&t.url)
+                    .map_err(|e| ProberError::Config(format!("scrape.targets[{i}].url: {e}")))?;
+                if targets.iter().any(|other| other.pod == pod) {
+                    return Err(ProberError::Config(format!("scrape.targets[{i}].pod: {pod} is listed twice")));
+                }
+                targets.push(ScrapeTarget { pod, url });
+            }
+            if let Some(k) = &scrape.kubernetes {
+                let api_url = match &k.api_url {
+                    Some(url) => {
+                        let uri: http::Uri = url.parse().map_err(|e| {
+                            ProberError::Config(format!("scrape.kubernetes.api_url: {url:?} is not a URL: {e}"))
+                        })?;
+                        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                            return Err(ProberError::Config(format!(
+                                "scrape.kubernetes.api_url: {url:?} must be an http:// or https:// URL with a host"
+                            )));
+                        }
+                        Some(uri)
+                    }
+                    None => None,
+                };
+                if k.port == 0 {
+                    return Err(ProberError::Config("scrape.kubernetes.port must be above 0".into()));
+                }
+                if !k.path.starts_with('/') {
+                    return Err(ProberError::Config(format!(
+                        "scrape.kubernetes.path: {:?} must start with '/'",
+                        k.path
+                    )));
+                }
+                // The URL every discovered pod will be scraped at, with a documentation address.
+                ScrapeUrl::parse(&format!("http://192.0.2.1:{}{}", k.port, k.path)).map_err(|e| {
+                    ProberError::Config(format!("scrape.kubernetes.path: {:?} does not make a URL: {e}", k.path))
+                })?;
+                out.kubernetes = Some(crate::observe::discovery::KubeSettings {
+                    api_url,
+                    token_file: k.token_file.clone(),
+                    ca_file: k.ca_file.clone(),
+                    label_selector: k.label_selector.trim().to_owned(),
+                    namespace: namespace("scrape.kubernetes.namespace", &k.namespace)?,
+                    port: k.port,
+                    path: k.path.clone(),
+                    discovery_interval: interval("scrape.kubernetes.discovery_interval_ms", k.discovery_interval_ms)?,
+                });
+            } else if targets.is_empty() {
+                return Err(ProberError::Config(
+                    "scrape: list scrape.targets or configure [scrape.kubernetes]; there is nothing to scrape".into(),
+                ));
+            }
+            out.scrape = Some(ScrapeObserve { settings, targets });
+        }
+        if let Some(node) = &self.node {
+            out.node = Some(crate::observe::node::NodeSettings {
+                interval: interval("node.interval_ms", node.interval_ms)?,
+                proc_root: node.proc_root.clone(),
+            });
+        }
+        if let Some(pods) = &self.pods {
+            if out.kubernetes.is_none() {
+                return Err(ProberError::Config(
+                    "pods: sampling pods needs the Kubernetes API; configure [scrape.kubernetes]".into(),
+                ));
+            }
+            out.pods = Some(PodsObserve {
+                interval: interval("pods.interval_ms", pods.interval_ms)?,
+                namespace: namespace("pods.namespace", &pods.namespace)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +504,103 @@ mod tests {
         let mut config = ProberConfig::default();
         config.identity.region = Some("bad region".into());
         assert!(config.identity().is_err());
+    }
+
+    fn observe(text: &str) -> Result<ObserveSettings, String> {
+        let config: ProberConfig =
+            mixmon_config::parse_with_env("p.toml", text, Vec::new()).map_err(|e| e.to_string())?;
+        config.observe().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_observe_sections_parse_with_defaults_and_are_off_unless_present() {
+        let none = observe("").unwrap();
+        assert!(none.scrape.is_none() && none.kubernetes.is_none() && none.node.is_none() && none.pods.is_none());
+
+        let text = r#"
+            [scrape]
+            interval_ms = 15000
+            timeout_ms = 5000
+            targets = [ { pod = "mixer-0", url = "http://127.0.0.1:9201/metrics" } ]
+            [scrape.kubernetes]
+            api_url = "http://127.0.0.1:9100/k8s"
+            token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+            label_selector = "app=ai-mixer"
+            namespace = ""
+            port = 8080
+            path = "/metrics"
+            discovery_interval_ms = 30000
+            [node]
+            interval_ms = 15000
+            proc_root = "/proc"
+            [pods]
+            interval_ms = 15000
+            namespace = ""
+        "#;
+        let all = observe(text).unwrap();
+        let scrape = all.scrape.unwrap();
+        assert_eq!(scrape.settings.interval, std::time::Duration::from_secs(15));
+        assert_eq!(scrape.settings.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(scrape.targets.len(), 1);
+        assert_eq!(
+            (scrape.targets[0].pod.as_str(), scrape.targets[0].url.as_str()),
+            ("mixer-0", "http://127.0.0.1:9201/metrics")
+        );
+        let k = all.kubernetes.unwrap();
+        assert_eq!(k.api_url.unwrap().to_string(), "http://127.0.0.1:9100/k8s");
+        assert_eq!(
+            (k.label_selector.as_str(), k.namespace, k.port, k.path.as_str()),
+            ("app=ai-mixer", None, 8080, "/metrics")
+        );
+        assert_eq!(k.discovery_interval, std::time::Duration::from_secs(30));
+        assert_eq!(all.node.unwrap().proc_root, PathBuf::from("/proc"));
+        assert_eq!(all.pods.unwrap().namespace, None);
+
+        // Defaults: only the section headers.
+        let defaults = observe("[scrape.kubernetes]\n[node]\n[pods]\nnamespace = \"audio\"\n").unwrap();
+        let scrape = defaults.scrape.unwrap();
+        assert_eq!((scrape.settings.interval.as_millis(), scrape.settings.timeout.as_millis()), (15_000, 5_000));
+        let k = defaults.kubernetes.unwrap();
+        assert_eq!(
+            (k.api_url, k.label_selector.as_str(), k.port, k.path.as_str()),
+            (None, "app=ai-mixer", 8080, "/metrics")
+        );
+        assert_eq!(defaults.node.unwrap().interval.as_millis(), 15_000);
+        assert_eq!(defaults.pods.unwrap().namespace.as_deref(), Some("audio"));
+    }
+
+    #[test]
+    fn the_observe_sections_refuse_nonsense_naming_the_key() {
+        let target = |pod: &str, url: &str| format!("[scrape]\ntargets = [{{ pod = \"{pod}\", url = \"{url}\" }}]\n");
+        let cases = [
+            ("[scrape]\ninterval_ms = 0\n[scrape.kubernetes]\n".to_owned(), "scrape.interval_ms"),
+            ("[scrape]\ntimeout_ms = 0\n[scrape.kubernetes]\n".to_owned(), "scrape.timeout_ms"),
+            ("[scrape]\n".to_owned(), "nothing to scrape"),
+            (target("mixer 0", "http://a/metrics"), "scrape.targets[0].pod"),
+            (target("mixer-0", "ftp://a/metrics"), "scrape.targets[0].url"),
+            (target("mixer-0", "not a url"), "scrape.targets[0].url"),
+            (
+                "[scrape]\ntargets = [{ pod = \"a\", url = \"http://a/m\" }, { pod = \"a\", url = \"http://b/m\" }]\n"
+                    .to_owned(),
+                "scrape.targets[1].pod",
+            ),
+            ("[scrape.kubernetes]\napi_url = \"::\"\n".to_owned(), "scrape.kubernetes.api_url"),
+            ("[scrape.kubernetes]\napi_url = \"unix:/x\"\n".to_owned(), "scrape.kubernetes.api_url"),
+            ("[scrape.kubernetes]\ndiscovery_interval_ms = 0\n".to_owned(), "scrape.kubernetes.discovery_interval_ms"),
+            ("[scrape.kubernetes]\nport = 0\n".to_owned(), "scrape.kubernetes.port"),
+            ("[scrape.kubernetes]\npath = \"metrics\"\n".to_owned(), "scrape.kubernetes.path"),
+            ("[scrape.kubernetes]\nnamespace = \"a b\"\n".to_owned(), "scrape.kubernetes.namespace"),
+            ("[node]\ninterval_ms = 0\n".to_owned(), "node.interval_ms"),
+            ("[pods]\n".to_owned(), "[scrape.kubernetes]"),
+            ("[scrape.kubernetes]\n[pods]\ninterval_ms = 0\n".to_owned(), "pods.interval_ms"),
+            ("[scrape.kubernetes]\n[pods]\nnamespace = \"a/b\"\n".to_owned(), "pods.namespace"),
+            ("[scrape]\nintervall_ms = 5\n".to_owned(), "intervall_ms"),
+            ("[scrape.kubernetes]\nlabels = \"x\"\n".to_owned(), "labels"),
+            ("[node]\nproc = \"/x\"\n".to_owned(), "proc"),
+        ];
+        for (text, key) in cases {
+            let err = observe(&text).err().unwrap_or_else(|| panic!("accepted: {text}"));
+            assert!(err.contains(key), "{text:?}: {err}");
+        }
     }
 }

@@ -6,12 +6,14 @@
 //! Layout: `config` (the file), `checks` (what a probe does), `scheduler` (when it runs),
 //! `buffer` (what is not yet acknowledged), `wal` (its
 //! on-disk write-ahead log), `uplink` (the control-plane client),
-//! `ground_truth` (an optional log of every result, for tests and audits).
+//! `ground_truth` (an optional log of every result, for tests and audits), `observe` (mixer
+//! scrapes, node and pod samples, buffered beside the probe results).
 
 pub mod buffer;
 pub mod checks;
 pub mod config;
 pub mod ground_truth;
+pub mod observe;
 pub mod scheduler;
 pub mod uplink;
 pub mod wal;
@@ -36,6 +38,7 @@ pub enum ProberError {
 /// Runs the prober until `shutdown` completes, then flushes what it can and returns.
 pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ProberError> {
     let identity = config.identity()?;
+    let observe_settings = config.observe()?;
     let aggregators = config.aggregator_endpoints()?;
     let http = checks::HttpProber::new().map_err(|e| ProberError::Checks(e.to_string()))?;
     let mut options = config.buffer.options()?;
@@ -70,6 +73,25 @@ pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send
         ),
         None => None,
     };
+    // The observers (scrapes, node and pod samples) stop with the checks, before the uplink
+    // flushes its last batches.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = {
+        let mut stop_rx = stop_rx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        }
+    };
+    let observations = {
+        // Observations skip the ground-truth log: it holds probe results only.
+        let sink = scheduler::ResultSink::new(buffer.clone(), None);
+        let emit: observe::Emit = Arc::new(move |record| sink.record(record));
+        observe::spawn(observe_settings, &identity.node, emit, stop_rx)?
+    };
     let sink = scheduler::ResultSink::new(buffer.clone(), ground_truth);
     let scheduler = scheduler::Scheduler::new(http, sink);
     let uplink = uplink::Uplink::new(uplink::UplinkSettings {
@@ -80,5 +102,8 @@ pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send
         flush_interval: std::time::Duration::from_millis(config.batch.flush_interval_ms),
     });
     uplink.run(buffer, scheduler, shutdown).await;
+    for task in observations {
+        task.abort();
+    }
     Ok(())
 }
