@@ -36,6 +36,8 @@ const SEGMENT_SUFFIX: &str = ".seg";
 const MAX_RECORD_BYTES: u32 = 16 * 1024 * 1024;
 const RECORD_OVERHEAD: u64 = 8;
 
+/// The file locked by the process that owns the log.
+const LOCK_FILE: &str = "lock";
 const T_HEADER: u8 = 1;
 const T_RESULT: u8 = 2;
 const T_SEAL: u8 = 3;
@@ -49,6 +51,8 @@ const T_RECORD: u8 = 7;
 pub enum WalError {
     #[error("write-ahead log {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("write-ahead log {path} is in use by another process (two probers with one id?)")]
+    Locked { path: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
@@ -115,6 +119,8 @@ pub struct Wal {
     total_bytes: u64,
     last_sync: Instant,
     dirty: bool,
+    /// Held (locked) for as long as the log is open.
+    _lock: File,
 }
 
 enum Entry {
@@ -136,6 +142,18 @@ impl Wal {
     /// header the caller writes with [`Wal::start_segment`] once it rebuilt its state.
     pub fn open(options: WalOptions) -> Result<(Self, Recovered), WalError> {
         std::fs::create_dir_all(&options.dir).map_err(io(&options.dir))?;
+        // Two writers would interleave records and reuse sequence numbers: the second is
+        // refused. The lock is the kernel's, so it goes with the process, however it ends.
+        let lock_path = options.dir.join(LOCK_FILE);
+        let lock =
+            OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(WalError::Locked { path: options.dir.display().to_string() });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
         let mut indexes = Vec::new();
         for entry in std::fs::read_dir(&options.dir).map_err(io(&options.dir))? {
             let entry = entry.map_err(io(&options.dir))?;
@@ -179,7 +197,7 @@ impl Wal {
         let active = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
         segments.push_back(Segment { index: next_index, path, bytes: 0, max_rid: None });
         let total_bytes = segments.iter().map(|s| s.bytes).sum();
-        let wal = Self { options, segments, active, total_bytes, last_sync: Instant::now(), dirty: false };
+        let wal = Self { options, segments, active, total_bytes, last_sync: Instant::now(), dirty: false, _lock: lock };
         sync_dir(&wal.options.dir)?;
         Ok((wal, recovered))
     }
@@ -572,6 +590,16 @@ mod tests {
     }
 
     #[test]
+    fn a_second_writer_is_refused_while_the_first_holds_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, _) = Wal::open(options(dir.path())).unwrap();
+        let second = Wal::open(options(dir.path()));
+        assert!(matches!(second, Err(WalError::Locked { .. })), "two writers on one log");
+        drop(first);
+        assert!(Wal::open(options(dir.path())).is_ok(), "the lock goes with the writer");
+    }
+
+    #[test]
     fn an_empty_directory_recovers_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (_, recovered) = Wal::open(options(dir.path())).unwrap();
@@ -646,7 +674,10 @@ mod tests {
         wal.remove_obsolete(rid).unwrap();
         assert_eq!(wal.segment_count(), 1, "the active segment stays");
         assert!(wal.bytes() < before);
-        let files = std::fs::read_dir(dir.path()).unwrap().count();
-        assert_eq!(files, 1);
+        let segments = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(SEGMENT_PREFIX))
+            .count();
+        assert_eq!(segments, 1);
     }
 }
