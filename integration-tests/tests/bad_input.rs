@@ -61,6 +61,33 @@ fn a_catalogue_with_several_mistakes_lists_every_one() -> anyhow::Result<()> {
 }
 
 #[test]
+fn a_prober_config_is_validated_like_the_prober_starts() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let good = write(
+        dir.path(),
+        "prober.toml",
+        "[identity]\nregion = \"eu-west\"\nnode = \"node-a\"\n\
+         [scrape]\ninterval_ms = 15000\ntargets = [{ pod = \"mixer-0\", url = \"http://127.0.0.1:9201/metrics\" }]\n\
+         [node]\ninterval_ms = 15000\n",
+    )?;
+    let (code, log) = run_to_exit("mixmon", &["validate".into(), "--prober".into(), good.display().to_string()])?;
+    ensure!(code == 0, "exit {code}:\n{log}");
+    // A mistake in an observer section is named by its key and the file.
+    let bad = write(
+        dir.path(),
+        "bad-prober.toml",
+        "[identity]\nregion = \"eu-west\"\nnode = \"node-a\"\n[scrape]\ninterval_ms = 0\ntargets = []\n",
+    )?;
+    let (code, log) = run_to_exit("mixmon", &["validate".into(), "--prober".into(), bad.display().to_string()])?;
+    ensure!(code != 0 && log.contains("bad-prober.toml") && log.contains("scrape.interval_ms"), "exit {code}:\n{log}");
+    let pods =
+        write(dir.path(), "pods.toml", "[identity]\nregion = \"eu-west\"\nnode = \"n\"\n[pods]\ninterval_ms = 1000\n")?;
+    let (code, log) = run_to_exit("mixmon", &["validate".into(), "--prober".into(), pods.display().to_string()])?;
+    ensure!(code != 0 && log.contains("scrape.kubernetes"), "exit {code}:\n{log}");
+    Ok(())
+}
+
+#[test]
 fn an_unreachable_redis_at_start_is_a_clear_error_that_hides_the_password() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let url = format!("redis://:hunter2@127.0.0.1:{}", dead_port()?);

@@ -29,9 +29,41 @@ fn load_catalogue(path: &Path) -> anyhow::Result<Catalogue> {
     Ok(Catalogue::from_config(&config, interval.as_deref())?)
 }
 
-pub fn validate(path: &Path) -> anyhow::Result<()> {
-    let catalogue = load_catalogue(path)?;
-    println!("{}: ok, {} checks, catalogue version {:016x}", path.display(), catalogue.checks.len(), catalogue.version);
+pub fn validate(catalogue: Option<&Path>, prober: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(path) = catalogue {
+        let catalogue = load_catalogue(path)?;
+        println!(
+            "{}: ok, {} checks, catalogue version {:016x}",
+            path.display(),
+            catalogue.checks.len(),
+            catalogue.version
+        );
+    }
+    if let Some(path) = prober {
+        // Everything the prober checks at start, without starting it: the file and the
+        // environment overrides, identity, aggregator addresses, token, buffer and observers.
+        let config: mixmon_prober::ProberConfig = mixmon_config::load(Some(path), mixmon_config::process_env())?;
+        let identity = config.identity().with_context(|| format!("{}", path.display()))?;
+        config.aggregator_endpoints().with_context(|| format!("{}", path.display()))?;
+        config.aggregator.token().with_context(|| format!("{}", path.display()))?;
+        config.buffer.options().with_context(|| format!("{}", path.display()))?;
+        let observe = config.observe().with_context(|| format!("{}", path.display()))?;
+        let mut observers = Vec::new();
+        if let Some(scrape) = &observe.scrape {
+            observers.push(format!("scrape of {} static targets", scrape.targets.len()));
+        }
+        if observe.kubernetes.is_some() {
+            observers.push("pod discovery".to_string());
+        }
+        if observe.node.is_some() {
+            observers.push("node sampling".to_string());
+        }
+        if observe.pods.is_some() {
+            observers.push("pod sampling".to_string());
+        }
+        let observers = if observers.is_empty() { "no observers".to_string() } else { observers.join(", ") };
+        println!("{}: ok, prober {} in {}, {observers}", path.display(), identity.id, identity.region);
+    }
     Ok(())
 }
 

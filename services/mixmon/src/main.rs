@@ -25,11 +25,15 @@ enum Command {
     Up(up::UpArgs),
     /// Run every configured check and print the results; exits 1 when any is unhealthy.
     Check(check::CheckArgs),
-    /// Validate an aggregator configuration file (the check catalogue) and exit.
+    /// Validate an aggregator configuration file (the check catalogue) and/or a prober
+    /// configuration file, and exit.
     Validate {
-        /// The configuration file to validate.
+        /// The aggregator configuration (check catalogue) to validate.
+        #[arg(long, required_unless_present = "prober")]
+        config: Option<PathBuf>,
+        /// A prober configuration to validate (identity, aggregators, buffer, scrape, node, pods).
         #[arg(long)]
-        config: PathBuf,
+        prober: Option<PathBuf>,
     },
 }
 
@@ -47,7 +51,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Check(args) => check::run(args).await,
-            Command::Validate { config } => check::validate(&config).map(|()| ExitCode::SUCCESS),
+            Command::Validate { config, prober } => {
+                check::validate(config.as_deref(), prober.as_deref()).map(|()| ExitCode::SUCCESS)
+            }
         }
     });
     match outcome {
