@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::ids::{EntityName, IdError, Region};
+use crate::sample::{MixerSample, NodeSample, PodSample};
 
 /// Fixed point of ratios (CPU busy, disk used, memory / limit).
 pub const SCALE_RATIO: f64 = 1e6;
@@ -93,6 +94,21 @@ impl Subject {
     }
 }
 
+impl Subject {
+    /// Reads back what [`Subject`]'s `Display` wrote (`mixer:<region>`, `node:<region>:<node>`,
+    /// `pod:<region>:<namespace>.<pod>`); `None` for anything else. Ids never contain `:`.
+    pub fn parse(text: &str) -> Option<Subject> {
+        let mut parts = text.split(':');
+        let kind = SubjectKind::parse(parts.next()?)?;
+        let region = Region::new(parts.next()?).ok()?;
+        let name = parts.next().map(EntityName::new).transpose().ok()?;
+        if parts.next().is_some() || (kind == SubjectKind::Mixer) != name.is_none() {
+            return None;
+        }
+        Some(Subject { kind, region, name })
+    }
+}
+
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.name {
@@ -142,6 +158,136 @@ impl Fields {
     }
 }
 
+/// The field name of a histogram bucket: `hb:<le>`, with `le` as [`bucket_le`] writes it.
+pub fn bucket_field(le: f64) -> String {
+    format!("hb:{}", bucket_le(le))
+}
+
+/// A bucket's upper bound as text: `+Inf` for infinity, else the shortest decimal that reads
+/// back as the same `f64` (`0.005`, `1`, `2.5`), never an exponent.
+pub fn bucket_le(le: f64) -> String {
+    if le == f64::INFINITY {
+        "+Inf".to_string()
+    } else if le == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else if le == 0.0 {
+        // -0 and 0 are one bound.
+        "0".to_string()
+    } else {
+        // Rust's `Display` of an f64 is the shortest round-trip form, without an exponent.
+        format!("{le}")
+    }
+}
+
+/// `value × scale`, rounded, when the value is a number; NaN and infinities give `None`.
+/// Values beyond the `i64` range saturate.
+fn fixed(value: f64, scale: f64) -> Option<i64> {
+    let scaled = (value * scale).round();
+    // `as` saturates at the i64 bounds; a finite input times a finite scale may still overflow
+    // to infinity, which is refused like any infinity.
+    scaled.is_finite().then_some(scaled as i64)
+}
+
+/// An unsigned count as a field increment (saturating: no count reaches 2^63).
+fn count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Adds `value` unless it is zero: an absent field reads as 0, so zeros are not stored.
+fn add_nonzero(fields: &mut Fields, field: impl Into<String>, value: i64) {
+    if value != 0 {
+        fields.add(field, value);
+    }
+}
+
+/// Folds one mixer scrape into its region's minute (the fields of the `mixer` rows above).
+pub fn fold_mixer(fields: &mut Fields, sample: &MixerSample) {
+    if sample.scrape_ok {
+        fields.add("so", 1);
+    } else {
+        fields.add("sf", 1);
+    }
+    if sample.restarted {
+        fields.add("rs", 1);
+    }
+    for (status, n) in &sample.requests {
+        add_nonzero(fields, format!("rq:{status}"), count(*n));
+    }
+    for (le, n) in &sample.duration_buckets {
+        if !le.is_nan() {
+            add_nonzero(fields, bucket_field(*le), count(*n));
+        }
+    }
+    add_nonzero(fields, "hc", count(sample.duration_count));
+    add_nonzero(fields, "hs", count(sample.duration_sum_us));
+    let weight = i64::from(sample.weight_ms);
+    if let Some(streams) = sample.active_streams.and_then(|v| fixed(v, f64::from(sample.weight_ms))) {
+        add_nonzero(fields, "st", streams);
+        add_nonzero(fields, "stw", weight);
+    }
+    if let Some(peak) = sample.audio_peak_db.and_then(|v| fixed(v, SCALE_DB)) {
+        fields.max("pkx", peak);
+        add_nonzero(fields, "pks", peak);
+        fields.add("pkn", 1);
+    }
+    if let Some(lufs) = sample.audio_lufs.and_then(|v| fixed(v, SCALE_DB)) {
+        add_nonzero(fields, "lus", lufs);
+        fields.add("lun", 1);
+    }
+    for (genre, n) in &sample.genres {
+        add_nonzero(fields, format!("g:{genre}"), count(*n));
+    }
+}
+
+/// Folds one node sample into the node's minute (the `node` rows above).
+pub fn fold_node(fields: &mut Fields, sample: &NodeSample) {
+    if let Some(busy) = sample.cpu_busy_ratio.and_then(|v| fixed(v, SCALE_RATIO)) {
+        add_nonzero(fields, "cpu", busy);
+        fields.add("cpun", 1);
+        fields.max("cpux", busy);
+    }
+    add_nonzero(fields, "mu", count(sample.memory_used_bytes));
+    add_nonzero(fields, "mt", count(sample.memory_total_bytes));
+    fields.add("mn", 1);
+    add_nonzero(fields, "rx", count(sample.net_rx_bytes));
+    add_nonzero(fields, "tx", count(sample.net_tx_bytes));
+    add_nonzero(fields, "nw", i64::from(sample.weight_ms));
+    for disk in &sample.disks {
+        add_nonzero(fields, format!("du:{}", disk.mount), count(disk.used_bytes));
+        add_nonzero(fields, format!("dt:{}", disk.mount), count(disk.total_bytes));
+        fields.add(format!("dn:{}", disk.mount), 1);
+        if disk.total_bytes > 0 {
+            if let Some(ratio) = fixed(disk.used_bytes as f64 / disk.total_bytes as f64, SCALE_RATIO) {
+                fields.max(format!("dx:{}", disk.mount), ratio);
+            }
+        }
+    }
+}
+
+/// Folds one pod sample into the pod's minute (the `pod` rows above).
+pub fn fold_pod(fields: &mut Fields, sample: &PodSample) {
+    add_nonzero(fields, "rs", count(sample.restarts));
+    if sample.ready {
+        fields.add("rdy", 1);
+    }
+    fields.add("n", 1);
+    if let Some(memory) = sample.memory_bytes {
+        add_nonzero(fields, "mm", count(memory));
+        fields.add("mmn", 1);
+    }
+    if let Some(limit) = sample.memory_limit_bytes {
+        add_nonzero(fields, "ml", count(limit));
+        fields.add("mln", 1);
+    }
+    if let (Some(memory), Some(limit)) = (sample.memory_bytes, sample.memory_limit_bytes) {
+        if limit > 0 {
+            if let Some(ratio) = fixed(memory as f64 / limit as f64, SCALE_RATIO) {
+                fields.max("mrx", ratio);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +304,211 @@ mod tests {
         a.merge(&b);
         assert_eq!((a.sum("rq:200"), a.sum("rq:503"), a.sum("absent")), (15, 1, 0));
         assert_eq!(a.max_of("pkx"), Some(-2_500), "a negative maximum is kept, not clamped to 0");
+    }
+
+    use crate::sample::DiskSample;
+
+    fn name(s: &str) -> EntityName {
+        EntityName::new(s).unwrap()
+    }
+
+    fn mixer_sample() -> MixerSample {
+        MixerSample {
+            pod: name("ai-1"),
+            node: name("n1"),
+            at_ms: 0,
+            weight_ms: 15_000,
+            scrape_ok: true,
+            restarted: true,
+            requests: vec![(200, 90), (503, 3), (504, 0)],
+            duration_buckets: vec![(0.005, 10), (0.1, 0), (2.5, 4), (f64::NAN, 9), (f64::INFINITY, 1)],
+            duration_count: 15,
+            duration_sum_us: 1_234_567,
+            active_streams: Some(12.4),
+            audio_peak_db: Some(-3.2104),
+            audio_lufs: Some(-14.0),
+            genres: vec![(name("jazz"), 5), (name("rock"), 2)],
+        }
+    }
+
+    fn sorted(fields: &BTreeMap<String, i64>) -> Vec<(&str, i64)> {
+        fields.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+    }
+
+    #[test]
+    fn bucket_bounds_are_shortest_decimals_and_inf() {
+        let cases = [
+            (f64::INFINITY, "hb:+Inf"),
+            (0.005, "hb:0.005"),
+            (1.0, "hb:1"),
+            (2.5, "hb:2.5"),
+            (0.1 + 0.2, "hb:0.30000000000000004"),
+            (1e-7, "hb:0.0000001"),
+            (-0.0, "hb:0"),
+            (10.0, "hb:10"),
+        ];
+        for (le, field) in cases {
+            assert_eq!(bucket_field(le), field, "{le}");
+            if le.is_finite() {
+                assert_eq!(bucket_le(le).parse::<f64>().unwrap(), le, "round trip");
+            }
+        }
+    }
+
+    #[test]
+    fn a_mixer_scrape_folds_into_the_documented_fields() {
+        let mut fields = Fields::default();
+        fold_mixer(&mut fields, &mixer_sample());
+        assert_eq!(
+            sorted(&fields.sums),
+            [
+                ("g:jazz", 5),
+                ("g:rock", 2),
+                ("hb:+Inf", 1),
+                ("hb:0.005", 10),
+                ("hb:2.5", 4),
+                ("hc", 15),
+                ("hs", 1_234_567),
+                ("lun", 1),
+                ("lus", -14_000),
+                ("pkn", 1),
+                ("pks", -3_210),
+                ("rq:200", 90),
+                ("rq:503", 3),
+                ("rs", 1),
+                ("so", 1),
+                ("st", 186_000),
+                ("stw", 15_000),
+            ]
+        );
+        assert_eq!(sorted(&fields.maxes), [("pkx", -3_210)]);
+        // A second pod of the region adds up; a failed scrape carries only its failure.
+        let failed = MixerSample {
+            scrape_ok: false,
+            restarted: false,
+            requests: vec![],
+            duration_buckets: vec![],
+            duration_count: 0,
+            duration_sum_us: 0,
+            active_streams: None,
+            audio_peak_db: None,
+            audio_lufs: None,
+            genres: vec![],
+            ..mixer_sample()
+        };
+        let mut only_failed = Fields::default();
+        fold_mixer(&mut only_failed, &failed);
+        assert_eq!(sorted(&only_failed.sums), [("sf", 1)]);
+        assert!(only_failed.maxes.is_empty());
+        fold_mixer(&mut fields, &MixerSample { audio_peak_db: Some(-1.0), ..mixer_sample() });
+        assert_eq!((fields.sum("rq:200"), fields.sum("stw"), fields.max_of("pkx")), (180, 30_000, Some(-1_000)));
+    }
+
+    #[test]
+    fn nan_and_infinite_gauges_never_enter() {
+        let mut fields = Fields::default();
+        let bad = MixerSample {
+            active_streams: Some(f64::NAN),
+            audio_peak_db: Some(f64::NEG_INFINITY),
+            audio_lufs: Some(f64::INFINITY),
+            duration_buckets: vec![(f64::NAN, 3)],
+            ..mixer_sample()
+        };
+        fold_mixer(&mut fields, &bad);
+        for absent in ["st", "stw", "pks", "pkn", "lus", "lun", "hb:NaN"] {
+            assert!(!fields.sums.contains_key(absent), "{absent}");
+        }
+        assert!(fields.maxes.is_empty());
+        let mut node = Fields::default();
+        fold_node(&mut node, &NodeSample { cpu_busy_ratio: Some(f64::NAN), ..node_sample() });
+        assert!(!node.sums.contains_key("cpun") && node.max_of("cpux").is_none());
+    }
+
+    fn node_sample() -> NodeSample {
+        NodeSample {
+            node: name("n1"),
+            at_ms: 0,
+            weight_ms: 10_000,
+            cpu_busy_ratio: Some(0.4250004),
+            memory_used_bytes: 3_000,
+            memory_total_bytes: 8_000,
+            net_rx_bytes: 500,
+            net_tx_bytes: 0,
+            disks: vec![
+                DiskSample { mount: "/".into(), used_bytes: 1, total_bytes: 3 },
+                DiskSample { mount: "/var/lib/kubelet".into(), used_bytes: 0, total_bytes: 0 },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_node_sample_folds_into_the_documented_fields() {
+        let mut fields = Fields::default();
+        fold_node(&mut fields, &node_sample());
+        assert_eq!(
+            sorted(&fields.sums),
+            [
+                ("cpu", 425_000),
+                ("cpun", 1),
+                ("dn:/", 1),
+                ("dn:/var/lib/kubelet", 1),
+                ("dt:/", 3),
+                ("du:/", 1),
+                ("mn", 1),
+                ("mt", 8_000),
+                ("mu", 3_000),
+                ("nw", 10_000),
+                ("rx", 500),
+            ]
+        );
+        assert_eq!(sorted(&fields.maxes), [("cpux", 425_000), ("dx:/", 333_333)]);
+        fold_node(&mut fields, &NodeSample { cpu_busy_ratio: None, ..node_sample() });
+        assert_eq!((fields.sum("cpun"), fields.sum("mn"), fields.sum("nw")), (1, 2, 20_000));
+    }
+
+    #[test]
+    fn a_pod_sample_folds_into_the_documented_fields() {
+        let sample = PodSample {
+            pod: name("ai-1"),
+            namespace: name("mixer"),
+            node: name("n1"),
+            at_ms: 0,
+            weight_ms: 10_000,
+            ready: true,
+            restarts: 2,
+            memory_bytes: Some(750),
+            memory_limit_bytes: Some(1_000),
+        };
+        let mut fields = Fields::default();
+        fold_pod(&mut fields, &sample);
+        assert_eq!(
+            sorted(&fields.sums),
+            [("ml", 1_000), ("mln", 1), ("mm", 750), ("mmn", 1), ("n", 1), ("rdy", 1), ("rs", 2)]
+        );
+        assert_eq!(sorted(&fields.maxes), [("mrx", 750_000)]);
+        let unlimited = PodSample { ready: false, restarts: 0, memory_limit_bytes: None, ..sample };
+        let mut fields = Fields::default();
+        fold_pod(&mut fields, &unlimited);
+        assert_eq!(sorted(&fields.sums), [("mm", 750), ("mmn", 1), ("n", 1)]);
+        assert!(fields.maxes.is_empty(), "no ratio without a limit");
+        let huge = PodSample { memory_bytes: Some(u64::MAX), memory_limit_bytes: Some(1), ..unlimited };
+        fold_pod(&mut fields, &huge);
+        assert_eq!(fields.sum("mm"), i64::MAX, "saturates, never wraps");
+    }
+
+    #[test]
+    fn subjects_parse_back_from_their_names() {
+        let region = Region::new("eu-west").unwrap();
+        for subject in [
+            Subject::mixer(region.clone()),
+            Subject::node(region.clone(), name("n-1")),
+            Subject::pod(region, &name("mixer"), &name("ai-1")).unwrap(),
+        ] {
+            assert_eq!(Subject::parse(&subject.to_string()), Some(subject));
+        }
+        for bad in ["", "mixer", "mixer:eu:x", "node:eu", "pod:eu:a:b", "vm:eu:x", "mixer:a b"] {
+            assert_eq!(Subject::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

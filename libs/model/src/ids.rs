@@ -99,6 +99,27 @@ id_type!(
     "name"
 );
 
+impl Region {
+    /// The reserved name of the all-regions series: what every region of a check added up to,
+    /// stored at ingest next to the per-region series. Real regions never start with `_`.
+    pub const ALL_NAME: &'static str = "_all";
+
+    /// The all-regions pseudo-region (see [`Region::ALL_NAME`]).
+    pub fn all() -> Region {
+        Region(Self::ALL_NAME.to_string())
+    }
+
+    /// The all-regions pseudo-region.
+    pub fn is_all(&self) -> bool {
+        self.0 == Self::ALL_NAME
+    }
+
+    /// Names starting with `_` are reserved for pseudo-regions: a prober may not claim one.
+    pub fn is_reserved(&self) -> bool {
+        self.0.starts_with('_')
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

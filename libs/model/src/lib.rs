@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod counters;
+pub mod figure_sli;
 pub mod figures;
 pub mod ids;
 pub mod prober;
@@ -26,7 +27,7 @@ pub use ids::{CheckId, EntityName, IdError, ProberId, Region};
 pub use prober::ProberIdentity;
 pub use record::{RawRecord, RECORDS_KEPT};
 pub use result::{FailureKind, HttpVersion, PhaseTimings, ProbeDetails, ProbeResult, TlsInfo};
-pub use sample::{DiskSample, MixerSample, NodeSample, PodSample, Record};
 pub use rollup::{Phase, PhaseStats, Rollup, RollupDelta, SeriesKey};
+pub use sample::{DiskSample, MixerSample, NodeSample, PodSample, Record};
 pub use sketch::{LatencySketch, SketchSum};
 pub use time::{Hour, Minute};

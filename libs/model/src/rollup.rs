@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::ids::{CheckId, Region};
+use crate::figures::{self, Fields, Subject};
+use crate::ids::{CheckId, IdError, Region};
 use crate::record::RawRecord;
 use crate::result::{FailureKind, PhaseTimings, ProbeResult};
+use crate::sample::{MixerSample, NodeSample, PodSample, Record};
 use crate::sketch::LatencySketch;
 use crate::time::Minute;
 
@@ -15,6 +17,18 @@ use crate::time::Minute;
 pub struct SeriesKey {
     pub check: CheckId,
     pub region: Region,
+}
+
+impl SeriesKey {
+    /// The all-regions series of a check ([`Region::all`]): the sum of its regions, stored at
+    /// ingest, so a global figure is one read instead of a merge of every region.
+    pub fn all_regions(check: CheckId) -> SeriesKey {
+        SeriesKey { check, region: Region::all() }
+    }
+
+    pub fn is_all_regions(&self) -> bool {
+        self.region.is_all()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,12 +155,17 @@ impl Rollup {
 /// aggregator builds one per batch and the store applies it atomically, once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RollupDelta {
+    /// Per (check, region) and, through [`RollupDelta::add`], per (check, [`Region::all`]).
     pub rollups: BTreeMap<(SeriesKey, Minute), Rollup>,
-    /// The results themselves, compactly, in arrival order: the raw health records.
+    /// The results themselves, compactly, in arrival order: the raw health records (real
+    /// regions only).
     pub records: BTreeMap<SeriesKey, Vec<RawRecord>>,
+    /// The mixer's and the platform's figures, per subject and minute.
+    pub figures: BTreeMap<(Subject, Minute), Fields>,
 }
 
 impl RollupDelta {
+    /// Adds a result to its (check, region) series and to its check's all-regions series.
     pub fn add(&mut self, region: &Region, result: &ProbeResult) {
         let key = SeriesKey { check: result.check_id.clone(), region: region.clone() };
         let minute = Minute::containing(result.started_at_ms);
@@ -156,15 +175,51 @@ impl RollupDelta {
                 self.records.insert(key.clone(), vec![RawRecord::of(result)]);
             }
         }
+        if !region.is_all() {
+            let all = SeriesKey::all_regions(result.check_id.clone());
+            self.rollups.entry((all, minute)).or_default().add(result);
+        }
         self.rollups.entry((key, minute)).or_default().add(result);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rollups.is_empty()
+    /// Folds a mixer scrape into its region's mixer subject.
+    pub fn add_mixer(&mut self, region: &Region, sample: &MixerSample) {
+        let key = (Subject::mixer(region.clone()), Minute::containing(sample.at_ms));
+        figures::fold_mixer(self.figures.entry(key).or_default(), sample);
     }
 
+    /// Folds a node sample into its node's subject.
+    pub fn add_node(&mut self, region: &Region, sample: &NodeSample) {
+        let key = (Subject::node(region.clone(), sample.node.clone()), Minute::containing(sample.at_ms));
+        figures::fold_node(self.figures.entry(key).or_default(), sample);
+    }
+
+    /// Folds a pod sample into its pod's subject; refused when `<namespace>.<pod>` is too long
+    /// for a name.
+    pub fn add_pod(&mut self, region: &Region, sample: &PodSample) -> Result<(), IdError> {
+        let key = (Subject::pod(region.clone(), &sample.namespace, &sample.pod)?, Minute::containing(sample.at_ms));
+        figures::fold_pod(self.figures.entry(key).or_default(), sample);
+        Ok(())
+    }
+
+    /// Adds any record: a probe result or a sample.
+    pub fn add_record(&mut self, region: &Region, record: &Record) -> Result<(), IdError> {
+        match record {
+            Record::Probe(result) => self.add(region, result),
+            Record::Mixer(sample) => self.add_mixer(region, sample),
+            Record::Node(sample) => self.add_node(region, sample),
+            Record::Pod(sample) => self.add_pod(region, sample)?,
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rollups.is_empty() && self.figures.is_empty()
+    }
+
+    /// Probe results in the delta, each counted once (not again in its all-regions series).
     pub fn result_count(&self) -> u64 {
-        self.rollups.values().map(|r| r.total).sum()
+        self.rollups.iter().filter(|((s, _), _)| !s.is_all_regions()).map(|(_, r)| r.total).sum()
     }
 }
 
@@ -200,13 +255,95 @@ mod tests {
         delta.add(&region, &result("api", 59_999, Some(FailureKind::Timeout), 5_000_000));
         delta.add(&region, &result("api", 60_000, None, 3_000));
         delta.add(&region, &result("edge", 0, Some(FailureKind::Dns), 10));
-        assert_eq!(delta.rollups.len(), 3);
-        assert_eq!(delta.result_count(), 4);
+        assert_eq!(delta.rollups.len(), 6, "3 per region, 3 all-regions");
+        assert_eq!(delta.result_count(), 4, "all-regions rollups are not counted again");
         assert_eq!(delta.records.values().map(Vec::len).sum::<usize>(), 4, "every result is a raw record");
         let api0 = &delta.rollups[&(SeriesKey { check: CheckId::new("api").unwrap(), region }, Minute(0))];
         assert_eq!((api0.total, api0.successes, api0.latency_sum_us), (2, 1, 1_000));
         assert_eq!(api0.failures[&FailureKind::Timeout], 1);
         assert_eq!(api0.latency.count(), 1, "failed probes stay out of the latency sketch");
+    }
+
+    #[test]
+    fn the_all_regions_series_is_the_sum_of_the_regions() {
+        let (eu, us) = (Region::new("eu-west").unwrap(), Region::new("us-west").unwrap());
+        let mut delta = RollupDelta::default();
+        delta.add(&eu, &result("api", 0, None, 1_000));
+        delta.add(&us, &result("api", 5, Some(FailureKind::Dns), 10));
+        delta.add(&us, &result("api", 6, None, 3_000));
+        let all = SeriesKey::all_regions(CheckId::new("api").unwrap());
+        assert!(all.is_all_regions() && all.region.is_reserved() && all.region.as_str() == Region::ALL_NAME);
+        let mut expected = delta.rollups[&(SeriesKey { check: all.check.clone(), region: eu }, Minute(0))].clone();
+        expected.merge(&delta.rollups[&(SeriesKey { check: all.check.clone(), region: us }, Minute(0))]);
+        assert_eq!(delta.rollups[&(all.clone(), Minute(0))], expected);
+        assert!(!delta.records.contains_key(&all), "no raw records for the all-regions series");
+        assert_eq!(delta.result_count(), 3);
+        assert!(!Region::new("eu-west").unwrap().is_reserved());
+    }
+
+    #[test]
+    fn samples_fold_into_their_subjects_minutes() {
+        use crate::figures::SubjectKind;
+        use crate::ids::EntityName;
+        let region = Region::new("eu-west").unwrap();
+        let name = |s: &str| EntityName::new(s).unwrap();
+        let mut delta = RollupDelta::default();
+        assert!(delta.is_empty());
+        let mixer = MixerSample {
+            pod: name("ai-1"),
+            node: name("n1"),
+            at_ms: 61_000,
+            weight_ms: 15_000,
+            scrape_ok: true,
+            restarted: false,
+            requests: vec![(200, 7)],
+            duration_buckets: vec![],
+            duration_count: 0,
+            duration_sum_us: 0,
+            active_streams: None,
+            audio_peak_db: None,
+            audio_lufs: None,
+            genres: vec![],
+        };
+        delta.add_record(&region, &Record::Mixer(mixer.clone())).unwrap();
+        delta.add_mixer(&region, &MixerSample { at_ms: 119_999, pod: name("ai-2"), ..mixer });
+        let node = NodeSample {
+            node: name("n1"),
+            at_ms: 0,
+            weight_ms: 15_000,
+            cpu_busy_ratio: Some(0.5),
+            memory_used_bytes: 1,
+            memory_total_bytes: 2,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+            disks: vec![],
+        };
+        delta.add_record(&region, &Record::Node(node)).unwrap();
+        let pod = PodSample {
+            pod: name("ai-1"),
+            namespace: name("mixer"),
+            node: name("n1"),
+            at_ms: 0,
+            weight_ms: 15_000,
+            ready: true,
+            restarts: 0,
+            memory_bytes: None,
+            memory_limit_bytes: None,
+        };
+        delta.add_record(&region, &Record::Pod(pod.clone())).unwrap();
+        let long = PodSample { pod: name(&"p".repeat(100)), namespace: name(&"n".repeat(100)), ..pod };
+        assert!(delta.add_pod(&region, &long).is_err(), "the pod's name would be too long");
+        assert!(!delta.is_empty());
+        assert_eq!(delta.result_count(), 0);
+        let keys: Vec<(SubjectKind, Minute)> = delta.figures.keys().map(|(s, m)| (s.kind, *m)).collect();
+        assert_eq!(
+            keys,
+            [(SubjectKind::Mixer, Minute(1)), (SubjectKind::Node, Minute(0)), (SubjectKind::Pod, Minute(0))]
+        );
+        let mixer_minute = &delta.figures[&(Subject::mixer(region.clone()), Minute(1))];
+        assert_eq!((mixer_minute.sum("rq:200"), mixer_minute.sum("so")), (14, 2));
+        let pod_subject = Subject::pod(region, &name("mixer"), &name("ai-1")).unwrap();
+        assert_eq!(delta.figures[&(pod_subject, Minute(0))].sum("rdy"), 1);
     }
 
     #[test]

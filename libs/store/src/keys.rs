@@ -7,7 +7,7 @@
 //!
 //! Every key of one endpoint (check) carries the hash tag `{<check>}`, so it lives in one Redis
 //! Cluster slot: one endpoint's batch is applied by one script on one node, and a query for
-//! one endpoint never fans out. Only the endpoint index [`CHECKS`] lives elsewhere; it is
+//! one endpoint never fans out. Only the indexes [`CHECKS`] and [`SUBJECTS`] live elsewhere; they are
 //! written with an idempotent `SADD`, outside the exactly-once path.
 //!
 //! | key | type | TTL | value |
@@ -18,6 +18,16 @@
 //! | `mixmon:v1:{<check>}:regions` | set | `EXPIRE` [`SERIES_INDEX_TTL_SECONDS`] on every write | regions with data for the check |
 //! | `mixmon:v1:{<check>}:wm:<prober>:<epoch>` | string | `EXPIRE` [`WATERMARK_RETENTION_SECONDS`] on every write | decimal u64: highest batch seq applied to this check |
 //! | `mixmon:v1:checks` | set | `EXPIRE` [`SERIES_INDEX_TTL_SECONDS`], renewed by writers | checks with data |
+//! | `mixmon:v1:{sub:<subject>}:f:<minute>` | hash | `EXPIREAT` minute start + [`ROLLUP_RETENTION_MINUTES`] | one minute of a subject's figures: sums under their name, maxima under `^<name>` ([`figure_field`]) |
+//! | `mixmon:v1:{sub:<subject>}:fh:<hour>` | hash | `EXPIREAT` hour end + [`ROLLUP_RETENTION_MINUTES`] | one hour of them, the merge of its minutes |
+//! | `mixmon:v1:{sub:<subject>}:wm:<prober>:<epoch>` | string | `EXPIRE` [`WATERMARK_RETENTION_SECONDS`] on every write | decimal u64: highest batch seq applied to this subject |
+//! | `mixmon:v1:subjects` | set | `EXPIRE` [`SERIES_INDEX_TTL_SECONDS`], renewed by writers | subjects with figures ([`subject_member`]) |
+//!
+//! `<subject>` is [`Subject`]'s display form (`mixer:<region>`, `node:<region>:<node>`,
+//! `pod:<region>:<namespace>.<pod>`), so one subject's keys share one cluster slot. The
+//! all-regions series of a check ([`SeriesKey::all_regions`], region `_all`) uses the rollup
+//! keys above with that region: same hash tag and watermark as the check's regions, no raw
+//! records, not in the `regions` set.
 //!
 //! `<minute>` is [`Minute`] and `<hour>` is [`Hour`] in decimal (since the unix epoch, UTC).
 //!
@@ -35,7 +45,7 @@
 //!
 //! Readers ignore fields they do not know, so a newer writer can add fields.
 
-use mixmon_model::{CheckId, Hour, Minute, ProberId, SeriesKey};
+use mixmon_model::{CheckId, Hour, Minute, ProberId, SeriesKey, Subject};
 
 use crate::{ROLLUP_RETENTION_MINUTES, WATERMARK_RETENTION_SECONDS};
 
@@ -81,6 +91,58 @@ pub fn regions(check: &CheckId) -> String {
 /// The highest batch seq of (prober, epoch) applied to one check.
 pub fn watermark(check: &CheckId, prober: &ProberId, epoch: u64) -> String {
     format!("{PREFIX}:{{{check}}}:wm:{prober}:{epoch}")
+}
+
+/// The set of every figure subject written within retention (untagged, like [`CHECKS`]).
+pub const SUBJECTS: &str = "mixmon:v1:subjects";
+
+/// The hash tag of one subject's keys: `{sub:<subject>}`, e.g. `{sub:mixer:eu-west}`.
+fn subject_tag(subject: &Subject) -> String {
+    format!("{{sub:{subject}}}")
+}
+
+/// One minute of a subject's figures.
+pub fn figures(subject: &Subject, minute: Minute) -> String {
+    format!("{PREFIX}:{}:f:{}", subject_tag(subject), minute.0)
+}
+
+/// One hour of a subject's figures, the merge of its minutes, written at ingest.
+pub fn figures_hour(subject: &Subject, hour: Hour) -> String {
+    format!("{PREFIX}:{}:fh:{}", subject_tag(subject), hour.0)
+}
+
+/// The highest batch seq of (prober, epoch) applied to one subject.
+pub fn figures_watermark(subject: &Subject, prober: &ProberId, epoch: u64) -> String {
+    format!("{PREFIX}:{}:wm:{prober}:{epoch}", subject_tag(subject))
+}
+
+/// How a member of [`SUBJECTS`] is written.
+pub fn subject_member(subject: &Subject) -> String {
+    subject.to_string()
+}
+
+/// Reads a member of [`SUBJECTS`] back; `None` for an unreadable one.
+pub fn parse_subject_member(member: &str) -> Option<Subject> {
+    Subject::parse(member)
+}
+
+/// Hash fields of a figures hash: a sum is stored under its [`Fields`](mixmon_model::Fields)
+/// name, a maximum under `^<name>` (every field name starts with a letter, so the two never
+/// collide, and a reader knows a maximum it has never heard of).
+pub mod figure_field {
+    const MAX_PREFIX: char = '^';
+
+    pub fn max(name: &str) -> String {
+        format!("{MAX_PREFIX}{name}")
+    }
+
+    /// `(name, is_max)` of a stored field.
+    pub fn parse(stored: &str) -> (&str, bool) {
+        match stored.strip_prefix(MAX_PREFIX) {
+            Some(name) => (name, true),
+            None => (stored, false),
+        }
+    }
 }
 
 /// Field names of a rollup hash.
@@ -185,6 +247,35 @@ mod tests {
         assert_eq!(CHECKS, "mixmon:v1:checks");
         assert_eq!(rollup_expire_at(Minute(0)), ROLLUP_RETENTION_MINUTES * 60);
         assert_eq!(rollup_hour_expire_at(Hour(0)), (60 + ROLLUP_RETENTION_MINUTES) * 60);
+    }
+
+    #[test]
+    fn figure_keys_carry_the_subject_as_hash_tag() {
+        let region = Region::new("eu-west").unwrap();
+        let mixer = Subject::mixer(region.clone());
+        assert_eq!(figures(&mixer, Minute(28_333_335)), "mixmon:v1:{sub:mixer:eu-west}:f:28333335");
+        assert_eq!(figures_hour(&mixer, Hour(472_222)), "mixmon:v1:{sub:mixer:eu-west}:fh:472222");
+        let prober = ProberId::new("node-1").unwrap();
+        assert_eq!(figures_watermark(&mixer, &prober, 7), "mixmon:v1:{sub:mixer:eu-west}:wm:node-1:7");
+        let node = Subject::node(region.clone(), mixmon_model::EntityName::new("n-1").unwrap());
+        assert_eq!(figures(&node, Minute(1)), "mixmon:v1:{sub:node:eu-west:n-1}:f:1");
+        let pod = Subject::pod(
+            region,
+            &mixmon_model::EntityName::new("mixer").unwrap(),
+            &mixmon_model::EntityName::new("ai-1").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(figures_hour(&pod, Hour(2)), "mixmon:v1:{sub:pod:eu-west:mixer.ai-1}:fh:2");
+        assert_eq!(SUBJECTS, "mixmon:v1:subjects");
+        for subject in [mixer, node, pod] {
+            assert_eq!(parse_subject_member(&subject_member(&subject)), Some(subject));
+        }
+        for bad in ["", "mixer", "mixer:eu-west:x", "node:eu-west", "pod:a b:c", "host:eu:x", "node:eu:a:b"] {
+            assert_eq!(parse_subject_member(bad), None, "{bad}");
+        }
+        assert_eq!(figure_field::max("dx:/var"), "^dx:/var");
+        assert_eq!(figure_field::parse("^dx:/var"), ("dx:/var", true));
+        assert_eq!(figure_field::parse("rq:200"), ("rq:200", false));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mixmon_config::Secret;
-use mixmon_model::{Hour, Minute, ProberId, RawRecord, Rollup, RollupDelta, SeriesKey};
+use mixmon_model::{Fields, Hour, Minute, ProberId, RawRecord, Rollup, RollupDelta, SeriesKey, Subject};
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
@@ -58,11 +58,11 @@ pub enum ApplyOutcome {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Adds a batch's rollup increments exactly once. Atomic per endpoint (check): for each
-    /// endpoint either its watermark moves and all its increments land, or nothing of it
-    /// changes. After an error some endpoints may be applied; the resend of the same batch
-    /// applies the rest and counts nothing twice. `Applied` when anything was applied,
-    /// `Duplicate` when every endpoint had seen the batch.
+    /// Adds a batch's rollup and figure increments exactly once. Atomic per endpoint (check)
+    /// and per subject: for each either its watermark moves and all its increments land, or
+    /// nothing of it changes. After an error some endpoints or subjects may be applied; the
+    /// resend of the same batch applies the rest and counts nothing twice. `Applied` when
+    /// anything was applied, `Duplicate` when every endpoint and subject had seen the batch.
     async fn apply_batch(&self, batch: &BatchId, delta: &RollupDelta) -> Result<ApplyOutcome, StoreError>;
 
     /// For each series, its rollups for minutes in `from..to`, ascending; minutes without data
@@ -101,8 +101,37 @@ pub trait Store: Send + Sync + 'static {
     /// [`RECORDS_KEPT`](mixmon_model::RECORDS_KEPT) the store keeps).
     async fn read_records(&self, series: &SeriesKey, limit: usize) -> Result<Vec<RawRecord>, StoreError>;
 
-    /// Every series written within retention, sorted.
+    /// Every series written within retention, sorted. All-regions series
+    /// ([`SeriesKey::all_regions`]) are not listed: read them by their key.
     async fn list_series(&self) -> Result<Vec<SeriesKey>, StoreError>;
+
+    // The figure methods have defaults only so that test doubles (a store that is always
+    // down) need not spell them out; `MemoryStore` and `RedisStore` implement all three.
+
+    /// For each subject, its minute Fields in from..to, ascending; minutes without data absent.
+    async fn read_figures(
+        &self,
+        _subjects: &[Subject],
+        _from: Minute,
+        _to: Minute,
+    ) -> Result<Vec<Vec<(Minute, Fields)>>, StoreError> {
+        Err(StoreError::Invalid("this store keeps no figures".into()))
+    }
+
+    /// Hourly sums (each the merge of the hour's minutes) for hours in from..to.
+    async fn read_figures_hourly(
+        &self,
+        _subjects: &[Subject],
+        _from: Hour,
+        _to: Hour,
+    ) -> Result<Vec<Vec<(Hour, Fields)>>, StoreError> {
+        Err(StoreError::Invalid("this store keeps no figures".into()))
+    }
+
+    /// Every subject written within retention, sorted.
+    async fn list_subjects(&self) -> Result<Vec<Subject>, StoreError> {
+        Err(StoreError::Invalid("this store keeps no figures".into()))
+    }
 
     /// Cheap liveness check of the backend.
     async fn ping(&self) -> Result<(), StoreError>;

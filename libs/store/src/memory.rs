@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use mixmon_model::{CheckId, Hour, Minute, ProberId, RawRecord, Rollup, RollupDelta, SeriesKey, RECORDS_KEPT};
+use mixmon_model::{
+    CheckId, Fields, Hour, Minute, ProberId, RawRecord, Rollup, RollupDelta, SeriesKey, Subject, RECORDS_KEPT,
+};
 
 use crate::{ApplyOutcome, BatchId, Store, StoreError, ROLLUP_RETENTION_MINUTES};
 
@@ -21,6 +23,9 @@ struct Inner {
     watermarks: HashMap<(CheckId, ProberId, u64), u64>,
     /// Newest first, at most [`RECORDS_KEPT`] per series.
     records: HashMap<SeriesKey, VecDeque<RawRecord>>,
+    figures: BTreeMap<Subject, BTreeMap<Minute, Fields>>,
+    /// Per (subject, prober, epoch): each subject is its own exactly-once space, as in Redis.
+    figure_watermarks: HashMap<(Subject, ProberId, u64), u64>,
 }
 
 impl MemoryStore {
@@ -52,11 +57,30 @@ impl Store for MemoryStore {
                 inner.watermarks.get(&space).is_none_or(|mark| batch.seq > *mark)
             })
             .collect();
-        if fresh.is_empty() && !(delta.rollups.is_empty() && delta.records.is_empty()) {
+        let subjects: BTreeSet<&Subject> = delta.figures.keys().map(|(subject, _)| subject).collect();
+        let fresh_subjects: BTreeSet<&Subject> = subjects
+            .into_iter()
+            .filter(|subject| {
+                let space = ((*subject).clone(), batch.prober.clone(), batch.epoch);
+                inner.figure_watermarks.get(&space).is_none_or(|mark| batch.seq > *mark)
+            })
+            .collect();
+        let anything = !(delta.rollups.is_empty() && delta.records.is_empty() && delta.figures.is_empty());
+        if fresh.is_empty() && fresh_subjects.is_empty() && anything {
             return Ok(ApplyOutcome::Duplicate);
         }
         for check in &fresh {
             inner.watermarks.insert(((*check).clone(), batch.prober.clone(), batch.epoch), batch.seq);
+        }
+        for subject in &fresh_subjects {
+            inner.figure_watermarks.insert(((*subject).clone(), batch.prober.clone(), batch.epoch), batch.seq);
+        }
+        let mut newest = None;
+        for ((subject, minute), fields) in
+            delta.figures.iter().filter(|((s, _), f)| fresh_subjects.contains(s) && !f.is_empty())
+        {
+            inner.figures.entry(subject.clone()).or_default().entry(*minute).or_default().merge(fields);
+            newest = newest.max(Some(*minute));
         }
         for (series, records) in delta.records.iter().filter(|(s, _)| fresh.contains(&s.check)) {
             let kept = inner.records.entry(series.clone()).or_default();
@@ -65,7 +89,6 @@ impl Store for MemoryStore {
             }
             kept.truncate(RECORDS_KEPT);
         }
-        let mut newest = None;
         for ((series, minute), rollup) in delta.rollups.iter().filter(|((s, _), _)| fresh.contains(&s.check)) {
             inner.rollups.entry(series.clone()).or_default().entry(*minute).or_default().merge(rollup);
             newest = newest.max(Some(*minute));
@@ -73,6 +96,11 @@ impl Store for MemoryStore {
         if let Some(newest) = newest {
             let horizon = Minute(newest.0 - ROLLUP_RETENTION_MINUTES);
             for minutes in inner.rollups.values_mut() {
+                while minutes.first_key_value().is_some_and(|(m, _)| *m < horizon) {
+                    minutes.pop_first();
+                }
+            }
+            for minutes in inner.figures.values_mut() {
                 while minutes.first_key_value().is_some_and(|(m, _)| *m < horizon) {
                     minutes.pop_first();
                 }
@@ -128,9 +156,58 @@ impl Store for MemoryStore {
 
     async fn list_series(&self) -> Result<Vec<SeriesKey>, StoreError> {
         let inner = self.lock();
-        let keys: BTreeSet<SeriesKey> =
-            inner.rollups.iter().filter(|(_, m)| !m.is_empty()).map(|(k, _)| k.clone()).collect();
+        let keys: BTreeSet<SeriesKey> = inner
+            .rollups
+            .iter()
+            .filter(|(k, m)| !m.is_empty() && !k.is_all_regions())
+            .map(|(k, _)| k.clone())
+            .collect();
         Ok(keys.into_iter().collect())
+    }
+
+    async fn read_figures(
+        &self,
+        subjects: &[Subject],
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<Vec<(Minute, Fields)>>, StoreError> {
+        let inner = self.lock();
+        Ok(subjects
+            .iter()
+            .map(|subject| match inner.figures.get(subject) {
+                Some(minutes) if from < to => minutes.range(from..to).map(|(m, f)| (*m, f.clone())).collect(),
+                _ => Vec::new(),
+            })
+            .collect())
+    }
+
+    async fn read_figures_hourly(
+        &self,
+        subjects: &[Subject],
+        from: Hour,
+        to: Hour,
+    ) -> Result<Vec<Vec<(Hour, Fields)>>, StoreError> {
+        let inner = self.lock();
+        Ok(subjects
+            .iter()
+            .map(|subject| {
+                let mut hours: Vec<(Hour, Fields)> = Vec::new();
+                if let Some(minutes) = inner.figures.get(subject).filter(|_| from < to) {
+                    for (minute, fields) in minutes.range(from.first_minute()..to.first_minute()) {
+                        match hours.last_mut() {
+                            Some((hour, sum)) if *hour == minute.hour() => sum.merge(fields),
+                            _ => hours.push((minute.hour(), fields.clone())),
+                        }
+                    }
+                }
+                hours
+            })
+            .collect())
+    }
+
+    async fn list_subjects(&self) -> Result<Vec<Subject>, StoreError> {
+        let inner = self.lock();
+        Ok(inner.figures.iter().filter(|(_, m)| !m.is_empty()).map(|(s, _)| s.clone()).collect())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -22,11 +22,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use mixmon_config::Secret;
-use mixmon_model::{CheckId, Hour, Minute, Phase, RawRecord, Region, Rollup, RollupDelta, SeriesKey, RECORDS_KEPT};
+use mixmon_model::{
+    CheckId, Fields, Hour, Minute, Phase, RawRecord, Region, Rollup, RollupDelta, SeriesKey, Subject, RECORDS_KEPT,
+};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Value};
 
-use crate::keys::{self, field, field::Field};
+use crate::keys::{self, field, field::Field, figure_field};
 use crate::{ApplyOutcome, BatchId, RollupBlock, Store, StoreError};
 
 /// Reads longer than this are refused: no dashboard needs more than a month per request.
@@ -148,6 +150,68 @@ end
 return 1
 "#;
 
+/// The per-subject figures script: like [`APPLY_SCRIPT`] for one subject (a region's mixer, a
+/// node, a pod), whose keys all carry the subject's hash tag.
+///
+/// Layout:
+/// - `KEYS[1]` the subject's watermark for (prober, epoch), then its figure hashes (minutes,
+///   then hours).
+/// - `ARGV[1]` batch seq (decimal u64), `ARGV[2]` watermark TTL s; then for each hash, in
+///   `KEYS` order: its `EXPIREAT` unix seconds, S, S (field, increment) pairs for `HINCRBY`,
+///   M, M (field, value) pairs that replace the stored value when above it (decimal i64,
+///   compared exactly, negatives included).
+///
+/// Returns 1 when applied, 0 for a resend; a foreign value at a key fails it before any write.
+const FIGURES_SCRIPT: &str = r#"
+local function seq_le(a, b)
+  if #a ~= #b then return #a < #b end
+  return a <= b
+end
+local function int_lt(a, b)
+  -- canonical decimal i64 strings (as Redis and Rust write them), compared exactly
+  if a == b then return false end
+  local an, bn = string.sub(a, 1, 1) == '-', string.sub(b, 1, 1) == '-'
+  if an ~= bn then return an end
+  if an then a = string.sub(a, 2); b = string.sub(b, 2) end
+  local lt
+  if #a ~= #b then lt = #a < #b else lt = a < b end
+  if an then return not lt end
+  return lt
+end
+local seq = ARGV[1]
+local mark = redis.call('GET', KEYS[1])
+if mark and seq_le(seq, mark) then return 0 end
+for k = 2, #KEYS do
+  local t = redis.call('TYPE', KEYS[k])['ok']
+  if t ~= 'none' and t ~= 'hash' then
+    return redis.error_reply('WRONGTYPE key ' .. KEYS[k] .. ' holds a ' .. t)
+  end
+end
+redis.call('SET', KEYS[1], seq, 'EX', ARGV[2])
+local i = 3
+for k = 2, #KEYS do
+  local key = KEYS[k]
+  local expire_at = ARGV[i]
+  local sums = tonumber(ARGV[i + 1])
+  i = i + 2
+  for _ = 1, sums do
+    redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
+  local maxes = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, maxes do
+    local current = redis.call('HGET', key, ARGV[i])
+    if not current or int_lt(current, ARGV[i + 1]) then
+      redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+    end
+    i = i + 2
+  end
+  redis.call('EXPIREAT', key, expire_at)
+end
+return 1
+"#;
+
 /// Largest number of regions one script call may name (Lua's `unpack` limit is far above).
 const MAX_REGIONS_PER_SCRIPT: usize = 500;
 
@@ -212,6 +276,9 @@ pub struct RedisStore {
     cache_capacity: usize,
     /// When this process last added each check to [`keys::CHECKS`].
     checks_written: Mutex<HashMap<CheckId, Instant>>,
+    figures_script: redis::Script,
+    /// When this process last added each subject to [`keys::SUBJECTS`].
+    subjects_written: Mutex<HashMap<Subject, Instant>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -258,6 +325,8 @@ impl RedisStore {
             cache: Mutex::new(HourCache::default()),
             cache_capacity: config.read_cache_hours,
             checks_written: Mutex::new(HashMap::new()),
+            figures_script: redis::Script::new(FIGURES_SCRIPT),
+            subjects_written: Mutex::new(HashMap::new()),
         })
     }
 
@@ -396,8 +465,10 @@ fn endpoint_command(sha: &str, batch: &BatchId, part: &EndpointDelta<'_>) -> Res
     for (series, minute, rollup) in &part.minutes {
         hours.entry((*series, minute.hour())).or_default().merge(rollup);
     }
-    let mut regions: Vec<&str> = part.minutes.iter().map(|(s, _, _)| s.region.as_str()).collect();
-    regions.extend(part.records.iter().map(|(s, _)| s.region.as_str()));
+    // The all-regions series is stored like a region, but it is not one: not in the set.
+    let mut regions: Vec<&str> =
+        part.minutes.iter().filter(|(s, _, _)| !s.is_all_regions()).map(|(s, _, _)| s.region.as_str()).collect();
+    regions.extend(part.records.iter().filter(|(s, _)| !s.is_all_regions()).map(|(s, _)| s.region.as_str()));
     regions.sort_unstable();
     regions.dedup();
     if regions.len() > MAX_REGIONS_PER_SCRIPT {
@@ -449,6 +520,87 @@ fn endpoint_command(sha: &str, batch: &BatchId, part: &EndpointDelta<'_>) -> Res
         cmd.arg(arg.as_slice());
     }
     Ok(cmd)
+}
+
+/// One subject's share of a batch: its minute figures.
+struct SubjectDelta<'a> {
+    subject: &'a Subject,
+    minutes: Vec<(Minute, &'a Fields)>,
+}
+
+/// Splits a delta's figures by subject (the map is sorted by subject first); empty Fields are
+/// left out, as they store nothing.
+fn by_subject(delta: &RollupDelta) -> Vec<SubjectDelta<'_>> {
+    let mut out: Vec<SubjectDelta<'_>> = Vec::new();
+    for ((subject, minute), fields) in delta.figures.iter().filter(|(_, f)| !f.is_empty()) {
+        match out.last_mut() {
+            Some(last) if last.subject == subject => last.minutes.push((*minute, fields)),
+            _ => out.push(SubjectDelta { subject, minutes: vec![(*minute, fields)] }),
+        }
+    }
+    out
+}
+
+/// The `EVALSHA` applying one subject's share of a batch, hourly sums pre-merged.
+fn subject_command(sha: &str, batch: &BatchId, part: &SubjectDelta<'_>) -> redis::Cmd {
+    let mut hours: BTreeMap<Hour, Fields> = BTreeMap::new();
+    for (minute, fields) in &part.minutes {
+        hours.entry(minute.hour()).or_default().merge(fields);
+    }
+    let mut keys = Vec::with_capacity(1 + part.minutes.len() + hours.len());
+    keys.push(keys::figures_watermark(part.subject, &batch.prober, batch.epoch));
+    let mut args: Vec<Vec<u8>> =
+        vec![batch.seq.to_string().into_bytes(), keys::WATERMARK_TTL_SECONDS.to_string().into_bytes()];
+    let mut push_fields = |key: String, expire_at: i64, fields: &Fields| {
+        keys.push(key);
+        args.push(expire_at.to_string().into_bytes());
+        args.push(fields.sums.len().to_string().into_bytes());
+        for (name, increment) in &fields.sums {
+            args.push(name.as_bytes().to_vec());
+            args.push(increment.to_string().into_bytes());
+        }
+        args.push(fields.maxes.len().to_string().into_bytes());
+        for (name, value) in &fields.maxes {
+            args.push(figure_field::max(name).into_bytes());
+            args.push(value.to_string().into_bytes());
+        }
+    };
+    for (minute, fields) in &part.minutes {
+        push_fields(keys::figures(part.subject, *minute), keys::rollup_expire_at(*minute), fields);
+    }
+    for (hour, fields) in &hours {
+        push_fields(keys::figures_hour(part.subject, *hour), keys::rollup_hour_expire_at(*hour), fields);
+    }
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(sha).arg(keys.len()).arg(&keys);
+    for arg in &args {
+        cmd.arg(arg.as_slice());
+    }
+    cmd
+}
+
+/// Rebuilds a subject's Fields from its hash; `None` for an empty (missing) hash.
+fn decode_fields(key: &str, pairs: HashPairs) -> Result<Option<Fields>, StoreError> {
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let mut fields = Fields::default();
+    for (stored, value) in pairs {
+        let stored = String::from_utf8_lossy(&stored);
+        let (name, is_max) = figure_field::parse(&stored);
+        let value = std::str::from_utf8(&value).ok().and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| {
+            StoreError::Corrupt {
+                key: key.to_string(),
+                reason: format!("field {stored} holds {:?}, not an integer", String::from_utf8_lossy(&value)),
+            }
+        })?;
+        if is_max {
+            fields.maxes.insert(name.to_string(), value);
+        } else {
+            fields.sums.insert(name.to_string(), value);
+        }
+    }
+    Ok(Some(fields))
 }
 
 /// A hash's (field, value) pairs as raw bytes.
@@ -536,6 +688,16 @@ impl RedisStore {
             .collect()
     }
 
+    /// Subjects to (re)announce in [`keys::SUBJECTS`] with this batch.
+    fn subjects_to_announce(&self, parts: &[SubjectDelta<'_>]) -> Vec<Subject> {
+        let written = self.subjects_written.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        parts
+            .iter()
+            .filter(|p| written.get(p.subject).is_none_or(|at| at.elapsed() > CHECKS_INDEX_RENEW))
+            .map(|p| p.subject.clone())
+            .collect()
+    }
+
     /// Sends a pipeline, returning one reply per command; a server error in one command is
     /// its reply (`Value::ServerError`), not a failure of the whole call.
     async fn pipeline(&self, what: &str, pipe: &redis::Pipeline, count: usize) -> Result<Vec<Value>, StoreError> {
@@ -557,12 +719,14 @@ impl RedisStore {
 
     async fn load_script(&self) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        let _: String = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(APPLY_SCRIPT)
-            .query_async(&mut connection)
-            .await
-            .map_err(|e| self.map_error("script load", None, &e))?;
+        for script in [APPLY_SCRIPT, FIGURES_SCRIPT] {
+            let _: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(script)
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| self.map_error("script load", None, &e))?;
+        }
         Ok(())
     }
 
@@ -572,9 +736,12 @@ impl RedisStore {
         &self,
         batch: &BatchId,
         parts: &[EndpointDelta<'_>],
+        subject_parts: &[SubjectDelta<'_>],
     ) -> Result<Option<ApplyOutcome>, StoreError> {
         let announce = self.checks_to_announce(parts);
+        let announce_subjects = self.subjects_to_announce(subject_parts);
         let sha = self.apply_script.get_hash();
+        let figures_sha = self.figures_script.get_hash();
         let mut pipe = redis::pipe();
         let mut count = 0;
         if !announce.is_empty() {
@@ -584,9 +751,25 @@ impl RedisStore {
             pipe.cmd("EXPIRE").arg(keys::CHECKS).arg(keys::SERIES_INDEX_TTL_SECONDS);
             count += 2;
         }
+        if !announce_subjects.is_empty() {
+            // As for checks: idempotent, before the data, outside the exactly-once path.
+            pipe.cmd("SADD")
+                .arg(keys::SUBJECTS)
+                .arg(announce_subjects.iter().map(keys::subject_member).collect::<Vec<_>>());
+            pipe.cmd("EXPIRE").arg(keys::SUBJECTS).arg(keys::SERIES_INDEX_TTL_SECONDS);
+            count += 2;
+        }
         let first_script = count;
+        // What each script reply is about, for an error naming its watermark.
+        let mut watermarks = Vec::with_capacity(parts.len() + subject_parts.len());
         for part in parts {
             pipe.add_command(endpoint_command(sha, batch, part)?);
+            watermarks.push(keys::watermark(part.check, &batch.prober, batch.epoch));
+            count += 1;
+        }
+        for part in subject_parts {
+            pipe.add_command(subject_command(figures_sha, batch, part));
+            watermarks.push(keys::figures_watermark(part.subject, &batch.prober, batch.epoch));
             count += 1;
         }
         let replies = self.pipeline("apply_batch", &pipe, count).await?;
@@ -607,7 +790,7 @@ impl RedisStore {
                 Value::Int(0) if i >= first_script => {}
                 other if i >= first_script => {
                     return Err(StoreError::Corrupt {
-                        key: keys::watermark(parts[i - first_script].check, &batch.prober, batch.epoch),
+                        key: watermarks.get(i - first_script).cloned().unwrap_or_default(),
                         reason: format!("apply script returned {other:?}"),
                     })
                 }
@@ -625,6 +808,13 @@ impl RedisStore {
             let now = Instant::now();
             for check in announce {
                 written.insert(check, now);
+            }
+        }
+        if !announce_subjects.is_empty() {
+            let mut written = self.subjects_written.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let now = Instant::now();
+            for subject in announce_subjects {
+                written.insert(subject, now);
             }
         }
         Ok(Some(if applied { ApplyOutcome::Applied } else { ApplyOutcome::Duplicate }))
@@ -654,6 +844,35 @@ impl RedisStore {
                 let pairs = hash_pairs(reply).map_err(|reason| StoreError::Corrupt { key: key.clone(), reason })?;
                 if let Some(rollup) = decode_rollup(key, pairs)? {
                     out[*index].push((*minute, rollup));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads figure hashes, `(subject index, period, key)` in ascending period per subject, in
+    /// pipelined slices; missing hashes are absent from the answer.
+    async fn read_field_hashes<P: Copy>(
+        &self,
+        what: &str,
+        subjects: usize,
+        wanted: Vec<(usize, P, String)>,
+    ) -> Result<Vec<Vec<(P, Fields)>>, StoreError> {
+        let mut out = vec![Vec::new(); subjects];
+        for slice in wanted.chunks(READ_PIPELINE_KEYS) {
+            let mut pipe = redis::pipe();
+            for (_, _, key) in slice {
+                pipe.cmd("HGETALL").arg(key);
+            }
+            let replies = self.pipeline(what, &pipe, slice.len()).await?;
+            for ((index, period, key), reply) in slice.iter().zip(replies) {
+                if let Value::ServerError(e) = reply {
+                    let e = RedisError::from(e);
+                    return Err(self.map_error(what, Some(key), &e));
+                }
+                let pairs = hash_pairs(reply).map_err(|reason| StoreError::Corrupt { key: key.clone(), reason })?;
+                if let Some(fields) = decode_fields(key, pairs)? {
+                    out[*index].push((*period, fields));
                 }
             }
         }
@@ -745,16 +964,17 @@ fn check_read(series: usize, span: i64, unit_minutes: i64) -> Result<(), StoreEr
 impl Store for RedisStore {
     async fn apply_batch(&self, batch: &BatchId, delta: &RollupDelta) -> Result<ApplyOutcome, StoreError> {
         let parts = by_endpoint(delta);
-        if parts.is_empty() {
+        let subject_parts = by_subject(delta);
+        if parts.is_empty() && subject_parts.is_empty() {
             // Nothing to store (every result refused): nothing to make exactly-once either.
             return Ok(ApplyOutcome::Applied);
         }
         self.bounded("apply_batch", async {
-            if let Some(outcome) = self.apply_parts(batch, &parts).await? {
+            if let Some(outcome) = self.apply_parts(batch, &parts, &subject_parts).await? {
                 return Ok(outcome);
             }
             self.load_script().await?;
-            self.apply_parts(batch, &parts).await?.ok_or_else(|| {
+            self.apply_parts(batch, &parts, &subject_parts).await?.ok_or_else(|| {
                 StoreError::Unavailable(format!("redis at {} keeps losing the apply script", self.shown_url))
             })
         })
@@ -914,6 +1134,7 @@ impl Store for RedisStore {
             };
             for member in members {
                 match Region::new(String::from_utf8_lossy(&member).into_owned()) {
+                    Ok(region) if region.is_all() => {}
                     Ok(region) => series.push(SeriesKey { check: check.clone(), region }),
                     Err(e) => tracing::warn!(key = keys::regions(check), error = %e, "skipping unreadable region"),
                 }
@@ -922,6 +1143,69 @@ impl Store for RedisStore {
         series.sort();
         series.dedup();
         Ok(series)
+    }
+
+    async fn read_figures(
+        &self,
+        subjects: &[Subject],
+        from: Minute,
+        to: Minute,
+    ) -> Result<Vec<Vec<(Minute, Fields)>>, StoreError> {
+        if from >= to {
+            return Ok(vec![Vec::new(); subjects.len()]);
+        }
+        check_read(subjects.len(), to.0 - from.0, 1)?;
+        let wanted: Vec<(usize, Minute, String)> = subjects
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| (from.0..to.0).map(move |m| (i, Minute(m), keys::figures(s, Minute(m)))))
+            .collect();
+        self.bounded("read_figures", self.read_field_hashes("read_figures", subjects.len(), wanted)).await
+    }
+
+    async fn read_figures_hourly(
+        &self,
+        subjects: &[Subject],
+        from: Hour,
+        to: Hour,
+    ) -> Result<Vec<Vec<(Hour, Fields)>>, StoreError> {
+        if from >= to {
+            return Ok(vec![Vec::new(); subjects.len()]);
+        }
+        check_read(subjects.len(), to.0 - from.0, 60)?;
+        let wanted: Vec<(usize, Hour, String)> = subjects
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| (from.0..to.0).map(move |h| (i, Hour(h), keys::figures_hour(s, Hour(h)))))
+            .collect();
+        self.bounded("read_figures_hourly", self.read_field_hashes("read_figures_hourly", subjects.len(), wanted)).await
+    }
+
+    async fn list_subjects(&self) -> Result<Vec<Subject>, StoreError> {
+        let mut connection = self.connection.clone();
+        let members: Vec<Vec<u8>> = self
+            .bounded("list_subjects", async {
+                redis::cmd("SMEMBERS")
+                    .arg(keys::SUBJECTS)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|e| self.map_error("list_subjects", Some(keys::SUBJECTS), &e))
+            })
+            .await?;
+        let mut subjects: Vec<Subject> = members
+            .iter()
+            .filter_map(|member| {
+                let text = String::from_utf8_lossy(member);
+                let subject = keys::parse_subject_member(&text);
+                if subject.is_none() {
+                    tracing::warn!(key = keys::SUBJECTS, member = %text, "skipping unreadable subject");
+                }
+                subject
+            })
+            .collect();
+        subjects.sort();
+        subjects.dedup();
+        Ok(subjects)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mixmon_model::{
-    CheckId, FailureKind, Hour, Minute, ProberId, RawRecord, Region, Rollup, RollupDelta, SeriesKey, RECORDS_KEPT,
+    CheckId, EntityName, FailureKind, Fields, Hour, Minute, PhaseTimings, ProbeResult, ProberId, RawRecord, Region,
+    Rollup, RollupDelta, SeriesKey, Subject, RECORDS_KEPT,
 };
 use mixmon_store::{
     keys, ApplyOutcome, BatchId, MemoryStore, RedisStore, RedisStoreConfig, Store, StoreError,
@@ -72,6 +73,66 @@ async fn read_one(store: &dyn Store, series: &SeriesKey, from: Minute, to: Minut
     let mut all = store.read_rollups(std::slice::from_ref(series), from, to).await.unwrap();
     assert_eq!(all.len(), 1);
     all.remove(0)
+}
+
+fn mixer(region: &str) -> Subject {
+    Subject::mixer(Region::new(region).unwrap())
+}
+
+fn node(region: &str, name: &str) -> Subject {
+    Subject::node(Region::new(region).unwrap(), EntityName::new(name).unwrap())
+}
+
+fn pod(region: &str, namespace: &str, name: &str) -> Subject {
+    Subject::pod(Region::new(region).unwrap(), &EntityName::new(namespace).unwrap(), &EntityName::new(name).unwrap())
+        .unwrap()
+}
+
+/// Mixer-like fields scaled by `k`, with a negative maximum (a peak in dBFS) and a label-like
+/// field name.
+fn figures(k: i64, peak: i64) -> Fields {
+    let mut fields = Fields::default();
+    fields.add("rq:200", 100 * k);
+    fields.add("rq:503", k);
+    fields.add("hb:0.005", 3 * k);
+    fields.add("hb:+Inf", k);
+    fields.add("pkn", k);
+    fields.add("pks", peak * k);
+    fields.max("pkx", peak);
+    fields
+}
+
+fn figures_delta(entries: &[(&Subject, Minute, Fields)]) -> RollupDelta {
+    let mut delta = RollupDelta::default();
+    for (subject, minute, fields) in entries {
+        delta.figures.entry(((*subject).clone(), *minute)).or_default().merge(fields);
+    }
+    delta
+}
+
+async fn read_figures_one(store: &dyn Store, subject: &Subject, from: Minute, to: Minute) -> Vec<(Minute, Fields)> {
+    let mut all = store.read_figures(std::slice::from_ref(subject), from, to).await.unwrap();
+    assert_eq!(all.len(), 1);
+    all.remove(0)
+}
+
+fn merged(parts: &[Fields]) -> Fields {
+    let mut sum = Fields::default();
+    parts.iter().for_each(|p| sum.merge(p));
+    sum
+}
+
+fn probe(check: &str, at_ms: i64, ok: bool, duration_us: u64) -> ProbeResult {
+    ProbeResult {
+        check_id: CheckId::new(check).unwrap(),
+        started_at_ms: at_ms,
+        failure: (!ok).then_some(FailureKind::Timeout),
+        duration_us,
+        status_code: if ok { 200 } else { 0 },
+        error: String::new(),
+        phases: PhaseTimings::default(),
+        details: Default::default(),
+    }
 }
 
 /// The behaviour every store must have.
@@ -302,6 +363,181 @@ mod cases {
         assert_eq!(store.read_records(&s, 0).await.unwrap(), vec![]);
     }
 
+    /// Figures land once: a re-sent batch is a duplicate, also with other content.
+    pub async fn figures_are_applied_once_even_when_the_batch_is_resent(store: &dyn Store) {
+        let (a, m) = (mixer("eu-west"), base());
+        let d = figures_delta(&[(&a, m, figures(1, -6_000)), (&a, m.next(), figures(2, -3_000))]);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 5), &d).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 5), &d).await.unwrap(), ApplyOutcome::Duplicate);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 4), &d).await.unwrap(), ApplyOutcome::Duplicate);
+        let other = figures_delta(&[(&a, m, figures(9, 0))]);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 5), &other).await.unwrap(), ApplyOutcome::Duplicate);
+        let expected = vec![(m, figures(1, -6_000)), (m.next(), figures(2, -3_000))];
+        assert_eq!(read_figures_one(store, &a, m, Minute(m.0 + 5)).await, expected);
+        // Another prober, or a new epoch, is its own sequence space.
+        assert_eq!(store.apply_batch(&batch("p2", 1, 5), &d).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p1", 2, 1), &d).await.unwrap(), ApplyOutcome::Applied);
+        let read = read_figures_one(store, &a, m, m.next()).await;
+        assert_eq!(read, vec![(m, merged(&[figures(1, -6_000), figures(1, -6_000), figures(1, -6_000)]))]);
+        assert_eq!(read[0].1.sum("rq:200"), 300);
+    }
+
+    /// Each subject is its own exactly-once space, and endpoints and subjects of one batch are
+    /// independent: a resend of a partly applied batch applies only what is missing.
+    pub async fn a_resend_completes_a_partly_applied_batch_of_figures(store: &dyn Store) {
+        let (a, b, c, m) = (mixer("eu-west"), node("eu-west", "n1"), pod("eu-west", "mixer", "ai-1"), base());
+        let s = series("api", "eu-west");
+        // Seq 7 reached subject `a` and the endpoint only.
+        let mut first = figures_delta(&[(&a, m, figures(1, -1_000))]);
+        first.rollups.insert((s.clone(), m), simple_rollup(2, 2));
+        assert_eq!(store.apply_batch(&batch("p1", 1, 7), &first).await.unwrap(), ApplyOutcome::Applied);
+        let mut node_fields = Fields::default();
+        node_fields.add("cpu", 250_000);
+        node_fields.add("cpun", 1);
+        node_fields.max("cpux", 250_000);
+        let mut pod_fields = Fields::default();
+        pod_fields.add("n", 2);
+        pod_fields.add("rdy", 1);
+        let mut whole =
+            figures_delta(&[(&a, m, figures(1, -1_000)), (&b, m, node_fields.clone()), (&c, m, pod_fields.clone())]);
+        whole.rollups.insert((s.clone(), m), simple_rollup(2, 2));
+        assert_eq!(store.apply_batch(&batch("p1", 1, 7), &whole).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 7), &whole).await.unwrap(), ApplyOutcome::Duplicate);
+        let read = store.read_figures(&[c.clone(), a.clone(), b.clone()], m, m.next()).await.unwrap();
+        assert_eq!(read, vec![vec![(m, pod_fields)], vec![(m, figures(1, -1_000))], vec![(m, node_fields)]]);
+        assert_eq!(read_one(store, &s, m, m.next()).await, vec![(m, simple_rollup(2, 2))]);
+    }
+
+    /// Maxima merge by maximum, negative ones included (an absent maximum is not 0).
+    pub async fn figure_maxes_keep_negative_values(store: &dyn Store) {
+        let (a, m) = (mixer("eu-west"), base());
+        for (seq, peak) in [(1, -8_000), (2, -2_500), (3, -9_999)] {
+            let d = figures_delta(&[(&a, m, figures(1, peak))]);
+            assert_eq!(store.apply_batch(&batch("p1", 1, seq), &d).await.unwrap(), ApplyOutcome::Applied);
+        }
+        let read = read_figures_one(store, &a, m, m.next()).await;
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].1.max_of("pkx"), Some(-2_500));
+        assert_eq!(read[0].1.sum("pks"), -8_000 - 2_500 - 9_999);
+        let hourly = store.read_figures_hourly(std::slice::from_ref(&a), m.hour(), Hour(m.hour().0 + 1)).await.unwrap();
+        assert_eq!(hourly[0][0].1.max_of("pkx"), Some(-2_500));
+        // Beyond f64's exact integers, maxima still compare exactly.
+        let big = (1i64 << 53) + 1;
+        for (seq, value) in [(4, big - 1), (5, big), (6, big - 2)] {
+            let mut fields = Fields::default();
+            fields.max("mrx", value);
+            let d = figures_delta(&[(&a, m, fields)]);
+            store.apply_batch(&batch("p1", 1, seq), &d).await.unwrap();
+        }
+        assert_eq!(read_figures_one(store, &a, m, m.next()).await[0].1.max_of("mrx"), Some(big));
+    }
+
+    /// Hourly figures are the merge of their minutes, across batches, half-open by hour.
+    pub async fn hourly_figures_are_the_merge_of_minutes(store: &dyn Store) {
+        let a = node("us-west", "n-2");
+        let hour = Minute(base().0 - 180).hour();
+        let first = hour.first_minute();
+        let entries = [
+            (first, figures(1, -4_000)),
+            (Minute(first.0 + 30), figures(3, -1_000)),
+            (Minute(first.0 + 59), figures(2, -7_000)),
+            (Minute(first.0 + 60), figures(5, -500)),
+        ];
+        for (seq, (minute, fields)) in entries.iter().enumerate() {
+            let d = figures_delta(&[(&a, *minute, fields.clone())]);
+            store.apply_batch(&batch("p1", 1, seq as u64), &d).await.unwrap();
+        }
+        // One batch spanning both hours too.
+        let d = figures_delta(&[(&a, first, figures(1, -100)), (&a, Minute(first.0 + 61), figures(1, -200))]);
+        store.apply_batch(&batch("p1", 1, 10), &d).await.unwrap();
+        let minutes = read_figures_one(store, &a, first, Minute(first.0 + 120)).await;
+        assert_eq!(minutes.len(), 5);
+        let expect_hour = |h: Hour| {
+            merged(&minutes.iter().filter(|(m, _)| m.hour() == h).map(|(_, f)| f.clone()).collect::<Vec<_>>())
+        };
+        let read = store.read_figures_hourly(std::slice::from_ref(&a), hour, Hour(hour.0 + 3)).await.unwrap();
+        let next = Hour(hour.0 + 1);
+        assert_eq!(read, vec![vec![(hour, expect_hour(hour)), (next, expect_hour(next))]]);
+        assert_eq!(read[0][0].1.max_of("pkx"), Some(-100));
+        assert_eq!(read[0][0].1.sum("rq:200"), 700);
+        let read = store.read_figures_hourly(std::slice::from_ref(&a), hour, next).await.unwrap();
+        assert_eq!(read, vec![vec![(hour, expect_hour(hour))]]);
+        assert_eq!(store.read_figures_hourly(std::slice::from_ref(&a), hour, hour).await.unwrap(), vec![vec![]]);
+        assert_eq!(read_figures_one(store, &a, Minute(first.0 + 1), Minute(first.0 + 30)).await, vec![]);
+        assert_eq!(read_figures_one(store, &mixer("nowhere"), first, Minute(first.0 + 120)).await, vec![]);
+    }
+
+    pub async fn list_subjects_is_sorted_and_complete(store: &dyn Store) {
+        assert_eq!(store.list_subjects().await.unwrap(), vec![]);
+        let m = base();
+        let all = [
+            pod("eu-west", "mixer", "ai-2"),
+            node("eu-west", "n1"),
+            mixer("us-west"),
+            mixer("eu-west"),
+            pod("eu-west", "kube-system", "dns-1"),
+            node("ap-south", "n9"),
+        ];
+        for (seq, subject) in all.iter().enumerate() {
+            let d = figures_delta(&[(subject, m, figures(1, -1))]);
+            store.apply_batch(&batch("p1", 1, seq as u64), &d).await.unwrap();
+        }
+        let mut expected = all.to_vec();
+        expected.sort();
+        assert_eq!(store.list_subjects().await.unwrap(), expected);
+        assert_eq!(store.list_series().await.unwrap(), vec![], "figures are no endpoint series");
+    }
+
+    /// The all-regions series is written with the regions', exactly once, and read by its key;
+    /// it is not listed as a region and has no raw records.
+    pub async fn all_regions_rollups_are_stored_once_and_not_listed(store: &dyn Store) {
+        let m = base();
+        let at = m.start_ms() + 5;
+        let (eu, us) = (Region::new("eu-west").unwrap(), Region::new("us-west").unwrap());
+        let mut first = RollupDelta::default();
+        first.add(&eu, &probe("api", at, true, 1_000));
+        first.add(&eu, &probe("api", at, false, 5_000));
+        first.add(&eu, &probe("web", at + 60_000, true, 9_000));
+        let mut second = RollupDelta::default();
+        second.add(&us, &probe("api", at, true, 3_000));
+        assert_eq!(store.apply_batch(&batch("p1", 1, 1), &first).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p2", 1, 1), &second).await.unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_batch(&batch("p1", 1, 1), &first).await.unwrap(), ApplyOutcome::Duplicate);
+        let all_api = SeriesKey::all_regions(CheckId::new("api").unwrap());
+        let regions =
+            store.read_rollups(&[series("api", "eu-west"), series("api", "us-west")], m, m.next()).await.unwrap();
+        let mut expected = regions[0][0].1.clone();
+        expected.merge(&regions[1][0].1);
+        assert_eq!((expected.total, expected.successes), (3, 2));
+        assert_eq!(read_one(store, &all_api, m, Minute(m.0 + 2)).await, vec![(m, expected.clone())]);
+        let hourly = store.read_hourly(std::slice::from_ref(&all_api), m.hour(), Hour(m.hour().0 + 1)).await.unwrap();
+        assert_eq!(hourly[0][0].1.total, 3);
+        let all_web = SeriesKey::all_regions(CheckId::new("web").unwrap());
+        assert_eq!(read_one(store, &all_web, m, Minute(m.0 + 2)).await.len(), 1);
+        assert_eq!(
+            store.list_series().await.unwrap(),
+            vec![series("api", "eu-west"), series("api", "us-west"), series("web", "eu-west")]
+        );
+        assert_eq!(store.read_records(&all_api, 10).await.unwrap(), vec![]);
+        assert_eq!(store.read_records(&series("api", "eu-west"), 10).await.unwrap().len(), 2);
+    }
+
+    /// Sums stay exact far beyond a double's integers (2^53), whichever way a store adds them.
+    pub async fn large_counters_add_exactly(store: &dyn Store) {
+        let (s, m) = (series("api", "eu-west"), base());
+        let big = Rollup { total: 1, successes: 1, latency_sum_us: 999_999_999_999_999, ..Default::default() };
+        let huge = Rollup { total: 1, successes: 1, latency_sum_us: (1 << 60) + 1, ..Default::default() };
+        let mut expected = Rollup::default();
+        for (seq, rollup) in [(1, &big), (2, &big), (3, &huge), (4, &big)] {
+            store.apply_batch(&batch("p1", 1, seq), &delta(&[(&s, m, rollup.clone())])).await.unwrap();
+            expected.merge(rollup);
+        }
+        assert_eq!(expected.latency_sum_us, 3 * 999_999_999_999_999 + (1 << 60) + 1);
+        assert_eq!(read_one(store, &s, m, m.next()).await, vec![(m, expected.clone())]);
+        let hourly = store.read_hourly(std::slice::from_ref(&s), m.hour(), Hour(m.hour().0 + 1)).await.unwrap();
+        assert_eq!(hourly, vec![vec![(m.hour(), expected)]]);
+    }
+
     /// A read after new data sees it, however reads are cached.
     pub async fn reads_see_every_applied_batch(store: &dyn Store) {
         let (s, m) = (series("api", "eu-west"), base());
@@ -357,6 +593,13 @@ conformance!(
     hourly_rollups_add_up_their_minutes,
     reads_see_every_applied_batch,
     raw_records_keep_the_latest_once,
+    figures_are_applied_once_even_when_the_batch_is_resent,
+    a_resend_completes_a_partly_applied_batch_of_figures,
+    figure_maxes_keep_negative_values,
+    hourly_figures_are_the_merge_of_minutes,
+    list_subjects_is_sorted_and_complete,
+    all_regions_rollups_are_stored_once_and_not_listed,
+    large_counters_add_exactly,
 );
 
 /// Direct access to the server, to look at what the store wrote.
@@ -400,6 +643,71 @@ async fn redis_keys_have_ttls_matching_their_retention() {
     let old = Minute(m.0 - ROLLUP_RETENTION_MINUTES - 1);
     store.apply_batch(&batch("p1", 4, 2), &delta(&[(&s, old, simple_rollup(1, 1))])).await.unwrap();
     assert_eq!(ttl(&mut conn, &keys::rollup(&s, old)).await, -2, "expired key does not exist");
+}
+
+#[tokio::test]
+async fn redis_figure_keys_have_ttls_matching_their_retention() {
+    let server = RedisServer::start().unwrap();
+    let store = connect_redis_store(&server).await;
+    let (a, m) = (mixer("eu-west"), now_minute());
+    store.apply_batch(&batch("p1", 4, 1), &figures_delta(&[(&a, m, figures(1, -3))])).await.unwrap();
+    let mut conn = raw(&server).await;
+    let retention = ROLLUP_RETENTION_MINUTES * 60;
+    let minute_ttl = ttl(&mut conn, &keys::figures(&a, m)).await;
+    assert!((retention - 120..=retention).contains(&minute_ttl), "figures TTL {minute_ttl}");
+    let hour_ttl = ttl(&mut conn, &keys::figures_hour(&a, m.hour())).await;
+    assert!((retention - 60..=retention + 3600).contains(&hour_ttl), "hourly figures TTL {hour_ttl}");
+    let index_ttl = ttl(&mut conn, keys::SUBJECTS).await;
+    assert!((retention - 60..=retention).contains(&index_ttl), "subjects TTL {index_ttl}");
+    let watermark = keys::figures_watermark(&a, &ProberId::new("p1").unwrap(), 4);
+    let wm_ttl = ttl(&mut conn, &watermark).await;
+    let wm_retention = i64::try_from(WATERMARK_RETENTION_SECONDS).unwrap();
+    assert!((wm_retention - 60..=wm_retention).contains(&wm_ttl), "watermark TTL {wm_ttl}");
+    let stored: String = redis::cmd("GET").arg(&watermark).query_async(&mut conn).await.unwrap();
+    assert_eq!(stored, "1");
+    // Maxima are stored apart from sums, so a reader knows which is which.
+    let peak: i64 = redis::cmd("HGET").arg(keys::figures(&a, m)).arg("^pkx").query_async(&mut conn).await.unwrap();
+    assert_eq!(peak, -3);
+    // The all-regions series shares its check's hash tag and is kept out of the region set.
+    let mut d = RollupDelta::default();
+    d.add(&Region::new("eu-west").unwrap(), &probe("api", m.start_ms(), true, 10));
+    store.apply_batch(&batch("p1", 4, 2), &d).await.unwrap();
+    let all = SeriesKey::all_regions(CheckId::new("api").unwrap());
+    assert_eq!(keys::rollup(&all, m), format!("mixmon:v1:{{api}}:roll:_all:{}", m.0));
+    let all_ttl = ttl(&mut conn, &keys::rollup(&all, m)).await;
+    assert!((retention - 120..=retention).contains(&all_ttl), "all-regions TTL {all_ttl}");
+    let regions: Vec<String> =
+        redis::cmd("SMEMBERS").arg(keys::regions(&all.check)).query_async(&mut conn).await.unwrap();
+    assert_eq!(regions, ["eu-west"]);
+}
+
+#[tokio::test]
+async fn a_corrupt_figure_key_fails_its_subject_only_and_the_resend_completes() {
+    let server = RedisServer::start().unwrap();
+    let store = connect_redis_store(&server).await;
+    let mut conn = raw(&server).await;
+    let (good, bad, m) = (mixer("eu-west"), node("eu-west", "n1"), base());
+    let wrong = keys::figures(&bad, m);
+    let _: () = redis::cmd("SET").arg(&wrong).arg("not a hash").query_async(&mut conn).await.unwrap();
+    let d = figures_delta(&[(&good, m, figures(1, -1)), (&bad, m, figures(2, -2))]);
+    let err = store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt { reason, .. } if reason.contains(&wrong)), "{err}");
+    assert_eq!(read_figures_one(&store, &good, m, m.next()).await, vec![(m, figures(1, -1))]);
+    let err = store.read_figures(std::slice::from_ref(&bad), m, m.next()).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt { key, .. } if *key == wrong), "{err}");
+    let _: () = redis::cmd("DEL").arg(&wrong).query_async(&mut conn).await.unwrap();
+    assert_eq!(store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap(), ApplyOutcome::Applied);
+    assert_eq!(store.apply_batch(&batch("p1", 1, 1), &d).await.unwrap(), ApplyOutcome::Duplicate);
+    assert_eq!(read_figures_one(&store, &good, m, m.next()).await, vec![(m, figures(1, -1))]);
+    assert_eq!(read_figures_one(&store, &bad, m, m.next()).await, vec![(m, figures(2, -2))]);
+    // A value that is no integer is corrupt, naming its key; unreadable index members are skipped.
+    let _: () =
+        redis::cmd("HSET").arg(keys::figures(&good, m)).arg("rq:200").arg("x").query_async(&mut conn).await.unwrap();
+    let err = store.read_figures(std::slice::from_ref(&good), m, m.next()).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt { key, .. } if *key == keys::figures(&good, m)), "{err}");
+    let _: () =
+        redis::cmd("SADD").arg(keys::SUBJECTS).arg("host:x").arg("mixer:a b").query_async(&mut conn).await.unwrap();
+    assert_eq!(store.list_subjects().await.unwrap(), vec![good, bad]);
 }
 
 #[tokio::test]

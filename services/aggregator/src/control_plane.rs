@@ -49,7 +49,15 @@ impl ControlPlaneService {
 
 fn identity(raw: Option<pb::ProberIdentity>) -> Result<ProberIdentity, Status> {
     let raw = raw.ok_or_else(|| Status::invalid_argument("identity is missing"))?;
-    Ok(ProberIdentity::try_from(raw)?)
+    let identity = ProberIdentity::try_from(raw)?;
+    if identity.region.is_reserved() {
+        // `_all` names the all-regions series; a prober claiming it would corrupt the sums.
+        return Err(Status::invalid_argument(format!(
+            "identity.region: {} is reserved (region names must not start with '_')",
+            identity.region
+        )));
+    }
+    Ok(identity)
 }
 
 pub fn log_liveness(event: Option<LivenessEvent>) {
@@ -219,8 +227,9 @@ async fn serve_batches(
         let seq = batch.seq;
         if let Some(reason) = refuse_batch(last_seq, &batch) {
             state.stats.batches_rejected.fetch_add(1, Ordering::Relaxed);
-            if batch.results.len() > MAX_BATCH_RESULTS {
-                state.stats.count_rejected(ingest::RejectReason::OversizedBatch, batch.results.len() as u64);
+            let size = ingest::batch_size(&batch);
+            if size > MAX_BATCH_RESULTS {
+                state.stats.count_rejected(ingest::RejectReason::OversizedBatch, size as u64);
             }
             tracing::warn!(prober = %identity.id, seq, %reason, "batch refused");
             let rejection = pb::report_ack::Msg::Rejected(pb::Rejection { seq, reason });
@@ -229,7 +238,7 @@ async fn serve_batches(
         }
         last_seq = Some(seq);
         let catalogue = state.catalogue.borrow().catalogue.clone();
-        let sorted = ingest::sort_batch(&identity.region, &catalogue, batch.results, unix_ms());
+        let sorted = ingest::sort_report(&identity.region, &catalogue, batch, unix_ms());
         for (reason, n) in &sorted.rejected {
             state.stats.count_rejected(*reason, *n);
             tracing::debug!(prober = %identity.id, seq, reason = reason.as_str(), n, "results refused");
@@ -243,6 +252,7 @@ async fn serve_batches(
             ApplyOutcome::Applied => {
                 state.stats.batches_applied.fetch_add(1, Ordering::Relaxed);
                 state.stats.results_stored.fetch_add(sorted.delta.result_count(), Ordering::Relaxed);
+                state.stats.samples_stored.fetch_add(sorted.samples, Ordering::Relaxed);
             }
             ApplyOutcome::Duplicate => {
                 state.stats.batches_duplicate.fetch_add(1, Ordering::Relaxed);
@@ -256,8 +266,9 @@ fn refuse_batch(last_seq: Option<u64>, batch: &pb::ResultBatch) -> Option<String
     if let Some(last) = last_seq.filter(|last| batch.seq <= *last) {
         return Some(format!("sequence number {} is not above {last}, the previous one on this stream", batch.seq));
     }
-    if batch.results.len() > MAX_BATCH_RESULTS {
-        return Some(format!("{} results exceed the maximum of {MAX_BATCH_RESULTS} per batch", batch.results.len()));
+    let size = ingest::batch_size(batch);
+    if size > MAX_BATCH_RESULTS {
+        return Some(format!("{size} results and samples exceed the maximum of {MAX_BATCH_RESULTS} per batch"));
     }
     None
 }
@@ -297,5 +308,40 @@ async fn apply_with_retry(
             _ = stopping.changed() => return None,
         }
         delay = (delay * 2).min(STORE_RETRY_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(region: &str) -> Option<pb::ProberIdentity> {
+        Some(pb::ProberIdentity {
+            prober_id: "p1".into(),
+            region: region.into(),
+            node: "n1".into(),
+            version: "test".into(),
+        })
+    }
+
+    #[test]
+    fn a_prober_may_not_claim_a_reserved_region() {
+        assert!(identity(raw("eu-west")).is_ok());
+        for reserved in ["_all", "_x"] {
+            let status = identity(raw(reserved)).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert!(status.message().contains("reserved"), "{}", status.message());
+        }
+        assert_eq!(identity(None).unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn batches_above_the_limit_in_results_and_samples_are_refused() {
+        let node = pb::NodeSample { node: "n1".into(), ..Default::default() };
+        let batch = pb::ResultBatch { seq: 2, nodes: vec![node; MAX_BATCH_RESULTS + 1], ..Default::default() };
+        assert!(refuse_batch(None, &batch).is_some_and(|reason| reason.contains("samples")));
+        let batch = pb::ResultBatch { seq: 2, ..Default::default() };
+        assert!(refuse_batch(Some(1), &batch).is_none());
+        assert!(refuse_batch(Some(2), &batch).is_some());
     }
 }

@@ -6,15 +6,20 @@
 //!
 //! Negative or NaN latencies cannot arrive: the wire carries durations as unsigned integer
 //! microseconds, so "impossible" means too large or inconsistent, which is checked here.
+//!
+//! Samples (mixer scrapes, node and pod samples) go through the same hygiene: one that does not
+//! decode is malformed, one stamped far in the future or beyond retention is refused by the
+//! same limits as results, and they count towards the batch size limit. A sample's region is
+//! its prober's registered region.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mixmon_model::{ProbeResult, Region, RollupDelta};
+use mixmon_model::{MixerSample, NodeSample, PodSample, ProbeResult, Record, Region, RollupDelta};
 use mixmon_proto::pb;
 
 use crate::catalogue::Catalogue;
 
-/// Largest batch accepted (results); announced to probers at registration.
+/// Largest batch accepted (results and samples together); announced to probers at registration.
 pub const MAX_BATCH_RESULTS: usize = 5_000;
 /// Clock skew tolerated for results stamped in the future.
 pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60_000;
@@ -35,7 +40,7 @@ pub enum RejectReason {
     StaleTimestamp,
     /// A duration above the check's timeout plus slack, or phases summing above the duration.
     ImpossibleLatency,
-    /// Every result of a batch above [`MAX_BATCH_RESULTS`].
+    /// Every result and sample of a batch above [`MAX_BATCH_RESULTS`].
     OversizedBatch,
 }
 
@@ -65,6 +70,8 @@ impl RejectReason {
 #[derive(Debug, Default)]
 pub struct IngestStats {
     pub results_stored: AtomicU64,
+    /// Mixer, node and pod samples stored.
+    pub samples_stored: AtomicU64,
     pub batches_applied: AtomicU64,
     pub batches_duplicate: AtomicU64,
     pub batches_rejected: AtomicU64,
@@ -86,16 +93,31 @@ impl IngestStats {
 pub struct Sorted {
     pub delta: RollupDelta,
     pub rejected: Vec<(RejectReason, u64)>,
+    /// Samples folded into `delta.figures`.
+    pub samples: u64,
+}
+
+/// Results and samples of a batch: what the size limit counts.
+pub fn batch_size(batch: &pb::ResultBatch) -> usize {
+    batch.results.len() + batch.mixer.len() + batch.nodes.len() + batch.pods.len()
+}
+
+/// Why a sample stamped `at_ms` must not be stored, if it must not.
+fn time_refusal(at_ms: i64, now_ms: i64) -> Option<RejectReason> {
+    if at_ms > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
+        Some(RejectReason::FutureTimestamp)
+    } else if at_ms < now_ms.saturating_sub(MAX_AGE_MS) {
+        Some(RejectReason::StaleTimestamp)
+    } else {
+        None
+    }
 }
 
 /// Why one decoded result must not be stored, if it must not.
 fn refusal(result: &ProbeResult, catalogue: &Catalogue, now_ms: i64) -> Option<RejectReason> {
     let Some(check) = catalogue.checks.get(&result.check_id) else { return Some(RejectReason::UnknownCheck) };
-    if result.started_at_ms > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
-        return Some(RejectReason::FutureTimestamp);
-    }
-    if result.started_at_ms < now_ms.saturating_sub(MAX_AGE_MS) {
-        return Some(RejectReason::StaleTimestamp);
+    if let Some(reason) = time_refusal(result.started_at_ms, now_ms) {
+        return Some(reason);
     }
     let limit_us = (u64::from(check.timeout_ms) + TIMEOUT_SLACK_MS) * 1_000;
     let p = &result.phases;
@@ -107,16 +129,45 @@ fn refusal(result: &ProbeResult, catalogue: &Catalogue, now_ms: i64) -> Option<R
     None
 }
 
+/// Sorts the probe results of a batch (see [`sort_report`] for a whole batch with samples).
 pub fn sort_batch(region: &Region, catalogue: &Catalogue, results: Vec<pb::ProbeResult>, now_ms: i64) -> Sorted {
+    sort_report(region, catalogue, pb::ResultBatch { results, ..Default::default() }, now_ms)
+}
+
+/// Sorts a whole batch: results into rollups, samples into figures, refusals counted by reason.
+pub fn sort_report(region: &Region, catalogue: &Catalogue, batch: pb::ResultBatch, now_ms: i64) -> Sorted {
     let mut sorted = Sorted::default();
-    if results.len() > MAX_BATCH_RESULTS {
+    let size = batch_size(&batch);
+    if size > MAX_BATCH_RESULTS {
         // The control plane refuses such a batch before it gets here; this keeps the limit
         // true for every caller.
-        sorted.rejected = vec![(RejectReason::OversizedBatch, results.len() as u64)];
+        sorted.rejected = vec![(RejectReason::OversizedBatch, size as u64)];
         return sorted;
     }
     let mut counts = [0u64; RejectReason::ALL.len()];
-    for raw in results {
+    let mut sample = |record: Result<Record, mixmon_proto::ConvertError>, delta: &mut RollupDelta| {
+        let reason = match record {
+            Err(_) => Some(RejectReason::Malformed),
+            Ok(record) => time_refusal(record.at_ms(), now_ms).or_else(|| {
+                // Only a pod whose `<namespace>.<pod>` is too long for a name fails here.
+                delta.add_record(region, &record).err().map(|_| RejectReason::Malformed)
+            }),
+        };
+        match reason {
+            Some(reason) => counts[reason as usize] += 1,
+            None => sorted.samples += 1,
+        }
+    };
+    for raw in batch.mixer {
+        sample(MixerSample::try_from(raw).map(Record::Mixer), &mut sorted.delta);
+    }
+    for raw in batch.nodes {
+        sample(NodeSample::try_from(raw).map(Record::Node), &mut sorted.delta);
+    }
+    for raw in batch.pods {
+        sample(PodSample::try_from(raw).map(Record::Pod), &mut sorted.delta);
+    }
+    for raw in batch.results {
         let reason = match ProbeResult::try_from(raw) {
             Err(_) => Some(RejectReason::Malformed),
             Ok(result) => {
@@ -202,6 +253,89 @@ mod tests {
                 (RejectReason::ImpossibleLatency, 2),
             ]
         );
+    }
+
+    fn mixer(at_ms: i64) -> pb::MixerSample {
+        pb::MixerSample {
+            pod: "ai-1".into(),
+            node: "n1".into(),
+            at_ms,
+            weight_ms: 15_000,
+            scrape_ok: true,
+            requests: vec![pb::StatusCount { status: 200, count: 10 }],
+            ..Default::default()
+        }
+    }
+
+    fn node(at_ms: i64) -> pb::NodeSample {
+        pb::NodeSample { node: "n1".into(), at_ms, weight_ms: 15_000, cpu_busy_ratio: Some(0.5), ..Default::default() }
+    }
+
+    fn pod(at_ms: i64) -> pb::PodSample {
+        pb::PodSample {
+            pod: "ai-1".into(),
+            namespace: "mixer".into(),
+            node: "n1".into(),
+            at_ms,
+            weight_ms: 15_000,
+            ready: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn samples_fold_into_the_probers_region_and_are_refused_by_reason() {
+        use mixmon_model::{EntityName, Minute, Subject};
+        let now = 1_700_000_000_000;
+        let region = Region::new("eu-west").unwrap();
+        let batch = pb::ResultBatch {
+            seq: 1,
+            results: vec![result("api", now, true)],
+            mixer: vec![
+                mixer(now),
+                mixer(now - 1),
+                mixer(now + MAX_FUTURE_SKEW_MS + 1),
+                pb::MixerSample { audio_peak_db: Some(f64::NAN), ..mixer(now) },
+                pb::MixerSample { pod: "bad pod".into(), ..mixer(now) },
+            ],
+            nodes: vec![node(now), node(now - MAX_AGE_MS - 1), pb::NodeSample { weight_ms: 0, ..node(now) }],
+            pods: vec![
+                pod(now),
+                // `<namespace>.<pod>` longer than a name may be.
+                pb::PodSample { namespace: "n".repeat(100), pod: "p".repeat(100), ..pod(now) },
+            ],
+        };
+        let sorted = sort_report(&region, &catalogue(), batch, now);
+        assert_eq!((sorted.delta.result_count(), sorted.samples), (1, 4));
+        assert_eq!(
+            sorted.rejected,
+            [(RejectReason::Malformed, 4), (RejectReason::FutureTimestamp, 1), (RejectReason::StaleTimestamp, 1)]
+        );
+        let minute = Minute::containing(now);
+        let mixer_fields = &sorted.delta.figures[&(Subject::mixer(region.clone()), minute)];
+        assert_eq!((mixer_fields.sum("rq:200"), mixer_fields.sum("so")), (20, 2));
+        let node_subject = Subject::node(region.clone(), EntityName::new("n1").unwrap());
+        assert_eq!(sorted.delta.figures[&(node_subject, minute)].sum("cpu"), 500_000);
+        let pod_subject =
+            Subject::pod(region, &EntityName::new("mixer").unwrap(), &EntityName::new("ai-1").unwrap()).unwrap();
+        assert_eq!(sorted.delta.figures[&(pod_subject, minute)].sum("rdy"), 1);
+        assert_eq!(sorted.delta.figures.len(), 3);
+    }
+
+    #[test]
+    fn the_size_limit_counts_samples_too() {
+        let now = 1_700_000_000_000;
+        let half = MAX_BATCH_RESULTS / 2;
+        let batch = pb::ResultBatch {
+            seq: 1,
+            results: vec![result("api", now, true); half],
+            nodes: vec![node(now); MAX_BATCH_RESULTS - half + 1],
+            ..Default::default()
+        };
+        assert_eq!(batch_size(&batch), MAX_BATCH_RESULTS + 1);
+        let sorted = sort_report(&Region::new("eu").unwrap(), &catalogue(), batch, now);
+        assert!(sorted.delta.is_empty());
+        assert_eq!(sorted.rejected, [(RejectReason::OversizedBatch, MAX_BATCH_RESULTS as u64 + 1)]);
     }
 
     #[test]

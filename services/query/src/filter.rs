@@ -1,8 +1,9 @@
 //! Grafana ad hoc filters (`filters`, or `adhocFilters` from plugin ≤0.6.3) on the keys
-//! `endpoint` and `region`. Regex operators are anchored, as Prometheus-style filters are.
+//! `endpoint`, `region`, `node` and `pod` (a key applies only to what has it: an endpoint
+//! filter leaves the mixer's figures alone, a node filter the probe series). Regex operators are anchored, as Prometheus-style filters are.
 //! Filters on other keys belong to other data sources sharing the dashboard and are ignored.
 
-use mixmon_model::SeriesKey;
+use mixmon_model::{SeriesKey, Subject, SubjectKind};
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
@@ -16,6 +17,8 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub(crate) enum FilterKey {
     Endpoint,
     Region,
+    Node,
+    Pod,
 }
 
 #[derive(Debug)]
@@ -36,10 +39,25 @@ pub(crate) struct Filter {
 
 impl Filter {
     pub fn accepts(&self, series: &SeriesKey) -> bool {
-        let value = match self.key {
-            FilterKey::Endpoint => series.check.as_str(),
-            FilterKey::Region => series.region.as_str(),
-        };
+        match self.key {
+            FilterKey::Endpoint => self.matches(series.check.as_str()),
+            FilterKey::Region => self.matches(series.region.as_str()),
+            FilterKey::Node | FilterKey::Pod => true,
+        }
+    }
+
+    /// Whether a mixer, node or pod subject passes: region filters apply to all, node
+    /// filters to nodes, pod filters to pods.
+    pub fn accepts_subject(&self, subject: &Subject) -> bool {
+        let name = subject.name.as_ref().map_or("", |n| n.as_str());
+        match (self.key, subject.kind) {
+            (FilterKey::Region, _) => self.matches(subject.region.as_str()),
+            (FilterKey::Node, SubjectKind::Node) | (FilterKey::Pod, SubjectKind::Pod) => self.matches(name),
+            _ => true,
+        }
+    }
+
+    fn matches(&self, value: &str) -> bool {
         match &self.op {
             FilterOp::Equal(expected) => value == expected,
             FilterOp::NotEqual(expected) => value != expected,
@@ -53,6 +71,10 @@ impl Filter {
 
 pub(crate) fn accepts_all(filters: &[Filter], series: &SeriesKey) -> bool {
     filters.iter().all(|f| f.accepts(series))
+}
+
+pub(crate) fn accepts_subject(filters: &[Filter], subject: &Subject) -> bool {
+    filters.iter().all(|f| f.accepts_subject(subject))
 }
 
 /// Parses a filter list; `null` or absent is no filters.
@@ -78,6 +100,8 @@ pub(crate) fn parse_filters(value: &Value) -> Result<Vec<Filter>, QueryError> {
         let key = match opt_string(filter.get("key"), &format!("filters[{i}].key"))?.as_deref() {
             Some("endpoint") => FilterKey::Endpoint,
             Some("region") => FilterKey::Region,
+            Some("node") => FilterKey::Node,
+            Some("pod") => FilterKey::Pod,
             _ => continue,
         };
         let operator =

@@ -5,13 +5,16 @@
 //!
 //! Routes: `GET /` and `GET /healthz` (liveness, never authenticated); `POST /metrics`,
 //! `/metric-payload-options`, `/query`, `/variable`, `/tag-keys`, `/tag-values` and legacy
-//! `/search` (Grafana); `GET /api/v1/status` (the health table, [`status_snapshot`]).
+//! `/search` (Grafana); `GET /api/v1/status` (the health table, [`status_snapshot`]) and
+//! `GET /api/v1/status/mixer` (the mixer per region, [`mixer_snapshot`]).
 
 mod auth;
 mod body;
 mod catalog;
 mod compute;
 mod error;
+mod figure;
+mod figure_query;
 mod filter;
 mod metric;
 mod query;
@@ -34,8 +37,9 @@ use mixmon_store::Store;
 use serde_json::{json, Value};
 
 pub use error::QueryError;
+pub use figure::FigureMetric;
 pub use metric::Metric;
-pub use status::{status_snapshot, EndpointStatus};
+pub use status::{mixer_snapshot, status_snapshot, EndpointStatus, MixerStatus};
 
 /// Largest request body accepted; Grafana's requests are a few kilobytes.
 pub const BODY_LIMIT_BYTES: usize = 1 << 20;
@@ -74,6 +78,7 @@ pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
         .route("/tag-values", post(catalog::tag_values))
         .route("/search", post(catalog::search))
         .route("/api/v1/status", get(status::handler))
+        .route("/api/v1/status/mixer", get(status::mixer_handler))
         .route("/api/v1/records", get(records::handler))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

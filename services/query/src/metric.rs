@@ -6,6 +6,7 @@ use mixmon_model::{sli, FailureKind, Phase, Rollup};
 
 use crate::body::template_names;
 use crate::error::{clip, QueryError};
+use crate::figure::FigureMetric;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Metric {
@@ -26,13 +27,15 @@ pub enum Metric {
     Failures(Option<FailureKind>),
     /// Mean duration of one request phase in milliseconds, over the probes where it happened.
     PhaseMean(Phase),
+    /// A figure of the mixer, a node or a pod (read from stored `Fields`, not probe rollups).
+    Figure(FigureMetric),
 }
 
 /// Minutes in the rolling uptime window.
 pub const UPTIME_WINDOW_MINUTES: i64 = 24 * 60;
 
 impl Metric {
-    pub const ALL: [Metric; 23] = [
+    pub const ALL: [Metric; 42] = [
         Metric::SuccessRate,
         Metric::ErrorRate,
         Metric::Uptime,
@@ -56,6 +59,25 @@ impl Metric {
         Metric::PhaseMean(Phase::Connect),
         Metric::PhaseMean(Phase::Tls),
         Metric::PhaseMean(Phase::FirstByte),
+        Metric::Figure(FigureMetric::MixerRequestRate),
+        Metric::Figure(FigureMetric::MixerErrorRate),
+        Metric::Figure(FigureMetric::MixerProcessingP50),
+        Metric::Figure(FigureMetric::MixerProcessingP95),
+        Metric::Figure(FigureMetric::MixerProcessingP99),
+        Metric::Figure(FigureMetric::MixerProcessingMean),
+        Metric::Figure(FigureMetric::MixerActiveStreams),
+        Metric::Figure(FigureMetric::MixerAudioPeak),
+        Metric::Figure(FigureMetric::MixerAudioLufs),
+        Metric::Figure(FigureMetric::MixerGenreShare),
+        Metric::Figure(FigureMetric::MixerScrapeSuccess),
+        Metric::Figure(FigureMetric::NodeCpu),
+        Metric::Figure(FigureMetric::NodeMemory),
+        Metric::Figure(FigureMetric::NodeDiskUsed),
+        Metric::Figure(FigureMetric::NodeNetRx),
+        Metric::Figure(FigureMetric::NodeNetTx),
+        Metric::Figure(FigureMetric::PodRestarts),
+        Metric::Figure(FigureMetric::PodReady),
+        Metric::Figure(FigureMetric::PodMemoryLimit),
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +109,7 @@ impl Metric {
                 Phase::Tls => "phase_tls_ms",
                 Phase::FirstByte => "phase_first_byte_ms",
             },
+            Metric::Figure(figure) => figure.name(),
         }
     }
 
@@ -109,6 +132,7 @@ impl Metric {
             Metric::PhaseMean(Phase::Connect) => "Connect time (mean)",
             Metric::PhaseMean(Phase::Tls) => "TLS time (mean)",
             Metric::PhaseMean(Phase::FirstByte) => "Time to first byte (mean)",
+            Metric::Figure(figure) => figure.label(),
         }
     }
 
@@ -124,11 +148,20 @@ impl Metric {
             | Metric::PhaseMean(_) => "ms",
             Metric::Throughput => "reqps",
             Metric::Probes | Metric::Failures(_) => "none",
+            Metric::Figure(figure) => figure.unit(),
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The figure metric this is, if it is one.
+    pub fn figure(self) -> Option<FigureMetric> {
+        match self {
+            Metric::Figure(figure) => Some(figure),
+            _ => None,
+        }
     }
 
     /// The value over `window` (the merged rollups of `seconds` of time); `uptime` is the
@@ -137,6 +170,8 @@ impl Metric {
     pub fn evaluate(self, window: &Rollup, seconds: f64, uptime: Option<f64>) -> Option<f64> {
         let value = match self {
             Metric::Uptime => uptime,
+            // Figures are not in probe rollups (see `crate::figure_query`).
+            Metric::Figure(_) => None,
             _ if window.total == 0 => None,
             Metric::SuccessRate => sli::success_rate(window),
             Metric::Availability => sli::availability(window),

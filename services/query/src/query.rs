@@ -1,5 +1,7 @@
-//! `POST /query`: every visible target becomes time series (one per endpoint and region) or
-//! one table, always inside a JSON array, `refId` echoed, timestamps in epoch milliseconds.
+//! `POST /query`: every visible target becomes time series (one per endpoint and region, or
+//! per mixer region, node or pod for the figure metrics, see [`crate::figure_query`]) or one
+//! table per metric, always inside a JSON array, `refId` echoed, timestamps in epoch
+//! milliseconds.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -11,6 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::body::JsonBody;
 use crate::compute::{load_groups, GroupSeries, Needs, PointCache};
 use crate::error::QueryError;
+use crate::figure_query;
 use crate::metric::Metric;
 use crate::request::{parse_query, QueryRequest, Target};
 use crate::selection::select;
@@ -33,7 +36,10 @@ pub(crate) async fn run(
     if request.targets.is_empty() {
         return Ok(Vec::new());
     }
-    let all = store.list_series().await?;
+    let probes = |target: &Target| target.metrics.iter().any(|m| m.figure().is_none());
+    let figures = |target: &Target| target.metrics.iter().any(|m| m.figure().is_some());
+    let all = if request.targets.iter().any(probes) { store.list_series().await? } else { Vec::new() };
+    let subjects = if request.targets.iter().any(figures) { store.list_subjects().await? } else { Vec::new() };
     let needs = Needs {
         uptime: request.targets.iter().any(|t| t.metrics.contains(&Metric::Uptime)),
         whole_range: request.targets.iter().any(|t| t.table),
@@ -45,7 +51,7 @@ pub(crate) async fn run(
     let mut members: Vec<Vec<mixmon_model::SeriesKey>> = Vec::new();
     let mut selected = Vec::with_capacity(request.targets.len());
     for target in &request.targets {
-        let groups = select(&all, &target.selection, &request.filters);
+        let groups = if probes(target) { select(&all, &target.selection, &request.filters) } else { Vec::new() };
         for group in &groups {
             if let Entry::Vacant(slot) = unique.entry(group.id()) {
                 slot.insert(members.len());
@@ -63,7 +69,7 @@ pub(crate) async fn run(
             .iter()
             .filter_map(|g| loaded.get(&g.id()).map(|s| (g.endpoint.as_str(), g.region.as_str(), *s)))
             .collect();
-        for metric in &target.metrics {
+        for metric in target.metrics.iter().filter(|m| m.figure().is_none()) {
             if target.table {
                 out.push(table(target, *metric, &folded, &request.timeline));
             } else {
@@ -87,6 +93,9 @@ pub(crate) async fn run(
                     out.push(Value::Object(element));
                 }
             }
+        }
+        if figures(target) {
+            out.extend(figure_query::run_target(store, &subjects, target, &request.filters, &request.timeline).await?);
         }
     }
     Ok(out)

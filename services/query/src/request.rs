@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::body::{kind, object_or_json_string, opt_string, string_list, template_names, truthy};
 use crate::error::QueryError;
+use crate::figure_query::{parse_figure_selection, FigureSelection};
 use crate::filter::{parse_filters, Filter};
 use crate::metric::{parse_target, Metric};
 use crate::timeline::{parse_range, Timeline, DEFAULT_MAX_POINTS, MAX_POINTS_CAP};
@@ -24,6 +25,8 @@ pub(crate) struct Target {
     pub ref_id: Option<Value>,
     pub metrics: Vec<Metric>,
     pub selection: Selection,
+    /// Which mixer regions, nodes, pods, mounts and genres the figure metrics cover.
+    pub figures: FigureSelection,
     pub table: bool,
 }
 
@@ -55,7 +58,7 @@ impl Default for RegionChoice {
 pub const MERGED_REGION: &str = "all";
 
 /// Values that mean "every one" in Grafana's vocabulary.
-fn is_wildcard(name: &str) -> bool {
+pub(crate) fn is_wildcard(name: &str) -> bool {
     matches!(name, "*" | "All" | "$__all" | ".*")
 }
 
@@ -132,37 +135,50 @@ fn parse_target_entry(item: &Value, index: usize) -> Result<Option<Target>, Quer
     let payload_value = target.get("payload").filter(|v| !v.is_null()).or_else(|| target.get("data"));
     let payload = object_or_json_string(payload_value, &format!("targets[{index}].payload"))?;
     let selection = parse_selection(&payload)?;
+    let figures = if metrics.iter().any(|m| m.figure().is_some()) {
+        parse_figure_selection(&payload)?
+    } else {
+        FigureSelection::default()
+    };
     let format_table =
         opt_string(payload.get("format"), "payload.format")?.is_some_and(|f| f.trim().eq_ignore_ascii_case("table"));
     let legacy_table = matches!(target.get("type"), Some(Value::String(t)) if t.eq_ignore_ascii_case("table"));
-    Ok(Some(Target { ref_id: target.get("refId").cloned(), metrics, selection, table: format_table || legacy_table }))
+    Ok(Some(Target {
+        ref_id: target.get("refId").cloned(),
+        metrics,
+        selection,
+        figures,
+        table: format_table || legacy_table,
+    }))
 }
 
 /// Endpoint and region choice from a payload (`endpoint`/`endpoints`, `region`/`regions`).
 pub(crate) fn parse_selection(payload: &Map<String, Value>) -> Result<Selection, QueryError> {
     let endpoints = names(payload.get("endpoint").or_else(|| payload.get("endpoints")), "payload.endpoint")?;
     let endpoints = endpoints.filter(|list| !list.iter().any(|n| is_wildcard(n)));
-    let regions = match names(payload.get("region").or_else(|| payload.get("regions")), "payload.region")? {
-        None => RegionChoice::default(),
-        Some(list) => {
-            let mut choice = RegionChoice { each: false, named: Vec::new(), merged: false };
-            for name in list {
-                if name == MERGED_REGION {
-                    choice.merged = true;
-                } else if is_wildcard(&name) {
-                    choice.each = true;
-                } else if !choice.named.contains(&name) {
-                    choice.named.push(name);
-                }
-            }
-            choice
-        }
-    };
+    let regions = names(payload.get("region").or_else(|| payload.get("regions")), "payload.region")?
+        .map(region_choice)
+        .unwrap_or_default();
     Ok(Selection { endpoints, regions })
 }
 
+/// A region list as a choice: `all` merges, a wildcard means each region, other names pick.
+pub(crate) fn region_choice(list: Vec<String>) -> RegionChoice {
+    let mut choice = RegionChoice { each: false, named: Vec::new(), merged: false };
+    for name in list {
+        if name == MERGED_REGION {
+            choice.merged = true;
+        } else if is_wildcard(&name) {
+            choice.each = true;
+        } else if !choice.named.contains(&name) {
+            choice.named.push(name);
+        }
+    }
+    choice
+}
+
 /// A string-or-array payload value expanded into names; an empty list counts as absent.
-fn names(value: Option<&Value>, what: &str) -> Result<Option<Vec<String>>, QueryError> {
+pub(crate) fn names(value: Option<&Value>, what: &str) -> Result<Option<Vec<String>>, QueryError> {
     let Some(list) = string_list(value, what)? else {
         return Ok(None);
     };

@@ -1,13 +1,16 @@
 //! The live health table: per endpoint, merged across regions (`region: "all"`) and per
 //! region, the last 5 minutes' success rate and p95, the rolling 24 h uptime, and the
 //! operators' classification. `mixmon up` prints it; `GET /api/v1/status` serves it.
+//! `GET /api/v1/status/mixer` is the mixer's counterpart: per region and merged, the last 5
+//! minutes' request rate, error rate and processing p95.
 
 use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
+use mixmon_model::figure_sli;
 use mixmon_model::sli::{self, HealthStatus, HealthThresholds};
-use mixmon_model::{Minute, Rollup, SeriesKey};
+use mixmon_model::{Fields, Minute, Rollup, SeriesKey, SubjectKind};
 use mixmon_store::Store;
 use serde::{Serialize, Serializer};
 
@@ -105,4 +108,61 @@ pub async fn status_snapshot(
 pub(crate) async fn handler(State(state): State<AppState>) -> Result<Json<Vec<EndpointStatus>>, QueryError> {
     let now = chrono::Utc::now().timestamp_millis();
     Ok(Json(status_snapshot(state.store.as_ref(), now, &state.options.health).await?))
+}
+
+/// The mixer of one region (or `"all"`, every region merged) over the recent window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MixerStatus {
+    pub region: String,
+    pub request_rate_5m: Option<f64>,
+    pub error_rate_5m: Option<f64>,
+    pub p95_ms_5m: Option<f64>,
+}
+
+impl MixerStatus {
+    fn of(region: &str, fields: &Fields, window_ms: i64) -> Self {
+        MixerStatus {
+            region: region.to_string(),
+            request_rate_5m: figure_sli::request_rate(fields, window_ms),
+            error_rate_5m: figure_sli::error_rate(fields),
+            p95_ms_5m: figure_sli::processing_quantile_ms(fields, 0.95),
+        }
+    }
+}
+
+/// Every region's mixer as of `now_ms`, the merged row first. Rates are over the time the
+/// window has covered so far (the current minute counts up to `now_ms`).
+pub async fn mixer_snapshot(store: &dyn Store, now_ms: i64) -> Result<Vec<MixerStatus>, QueryError> {
+    let mut subjects: Vec<_> = store
+        .list_subjects()
+        .await?
+        .into_iter()
+        .filter(|s| s.kind == SubjectKind::Mixer && !s.region.is_all())
+        .collect();
+    subjects.sort();
+    if subjects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let end = Minute::containing(now_ms).0 + 1;
+    let from = end - RECENT_MINUTES;
+    let window_ms = now_ms - Minute(from).start_ms();
+    let read = store.read_figures(&subjects, Minute(from), Minute(end)).await?;
+    let mut merged = Fields::default();
+    let mut regional = Vec::with_capacity(subjects.len());
+    for (subject, minutes) in subjects.iter().zip(&read) {
+        let mut fields = Fields::default();
+        for (_, f) in minutes.iter().filter(|(m, _)| (from..end).contains(&m.0)) {
+            fields.merge(f);
+        }
+        merged.merge(&fields);
+        regional.push(MixerStatus::of(subject.region.as_str(), &fields, window_ms));
+    }
+    let mut rows = vec![MixerStatus::of(MERGED_REGION, &merged, window_ms)];
+    rows.extend(regional);
+    Ok(rows)
+}
+
+pub(crate) async fn mixer_handler(State(state): State<AppState>) -> Result<Json<Vec<MixerStatus>>, QueryError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok(Json(mixer_snapshot(state.store.as_ref(), now).await?))
 }

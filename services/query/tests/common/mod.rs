@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use mixmon_model::{CheckId, Minute, ProberId, Region, Rollup, RollupDelta, SeriesKey};
+use mixmon_model::{CheckId, EntityName, Fields, Minute, ProberId, Region, Rollup, RollupDelta, SeriesKey, Subject};
 use mixmon_query::{app, QueryOptions};
 use mixmon_store::{BatchId, MemoryStore, Store};
 use serde_json::Value;
@@ -49,6 +49,44 @@ pub async fn store_with(rows: Vec<(&str, &str, i64, Rollup)>) -> Arc<MemoryStore
     let mut delta = RollupDelta::default();
     for (check, region, at_ms, r) in rows {
         delta.rollups.entry((key(check, region), Minute::containing(at_ms))).or_default().merge(&r);
+    }
+    let batch = BatchId { prober: ProberId::new("test").unwrap(), epoch: 1, seq: 1 };
+    store.apply_batch(&batch, &delta).await.unwrap();
+    store
+}
+
+/// Named fields: `sums` added, `maxes` maxed.
+pub fn fields(sums: &[(&str, i64)], maxes: &[(&str, i64)]) -> Fields {
+    let mut f = Fields::default();
+    for (k, v) in sums {
+        f.add(*k, *v);
+    }
+    for (k, v) in maxes {
+        f.max(*k, *v);
+    }
+    f
+}
+
+pub fn mixer(region: &str) -> Subject {
+    Subject::mixer(Region::new(region).unwrap())
+}
+
+pub fn node(region: &str, name: &str) -> Subject {
+    Subject::node(Region::new(region).unwrap(), EntityName::new(name).unwrap())
+}
+
+pub fn pod(region: &str, namespace: &str, name: &str) -> Subject {
+    Subject::pod(Region::new(region).unwrap(), &EntityName::new(namespace).unwrap(), &EntityName::new(name).unwrap())
+        .unwrap()
+}
+
+/// A store holding `rows` of (subject, minute start in ms, fields), written through
+/// `apply_batch` as the aggregator writes them.
+pub async fn store_with_figures(rows: Vec<(Subject, i64, Fields)>) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    let mut delta = RollupDelta::default();
+    for (subject, at_ms, f) in rows {
+        delta.figures.entry((subject, Minute::containing(at_ms))).or_default().merge(&f);
     }
     let batch = BatchId { prober: ProberId::new("test").unwrap(), epoch: 1, seq: 1 };
     store.apply_batch(&batch, &delta).await.unwrap();
