@@ -182,6 +182,16 @@ impl RollupDelta {
         self.rollups.entry((key, minute)).or_default().add(result);
     }
 
+    /// Adds a whole minute's rollup to `key` and to its check's all-regions series, as
+    /// [`RollupDelta::add`] does result by result (for fixtures and generated data).
+    pub fn add_rollup(&mut self, key: SeriesKey, minute: Minute, rollup: &Rollup) {
+        if !key.is_all_regions() {
+            let all = SeriesKey::all_regions(key.check.clone());
+            self.rollups.entry((all, minute)).or_default().merge(rollup);
+        }
+        self.rollups.entry((key, minute)).or_default().merge(rollup);
+    }
+
     /// Folds a mixer scrape into its region's mixer subject.
     pub fn add_mixer(&mut self, region: &Region, sample: &MixerSample) {
         let key = (Subject::mixer(region.clone()), Minute::containing(sample.at_ms));

@@ -1,6 +1,8 @@
 //! From the stored series and one target's selection to the series a response shows: one per
 //! (endpoint, region), or one per endpoint merged across regions (`region: "all"`), where the
 //! rollups (counts and sketches) are merged so quantiles are true cross-region quantiles.
+//! When no filter leaves a region out, the merged group reads the endpoint's all-regions
+//! series, which the aggregator stores at ingest: one series read instead of one per region.
 
 use std::collections::BTreeMap;
 
@@ -27,10 +29,16 @@ impl SeriesGroup {
 /// Groups sorted by endpoint, the merged group first, then regions by name.
 pub(crate) fn select(all: &[SeriesKey], selection: &Selection, filters: &[Filter]) -> Vec<SeriesGroup> {
     let mut by_endpoint: BTreeMap<&str, Vec<&SeriesKey>> = BTreeMap::new();
-    for key in all {
+    let mut filtered_out: BTreeMap<&str, usize> = BTreeMap::new();
+    for key in all.iter().filter(|k| !k.is_all_regions()) {
         let endpoint_ok = selection.endpoints.as_ref().is_none_or(|list| list.iter().any(|e| e == key.check.as_str()));
-        if endpoint_ok && accepts_all(filters, key) {
+        if !endpoint_ok {
+            continue;
+        }
+        if accepts_all(filters, key) {
             by_endpoint.entry(key.check.as_str()).or_default().push(key);
+        } else {
+            *filtered_out.entry(key.check.as_str()).or_default() += 1;
         }
     }
     let choice = &selection.regions;
@@ -39,11 +47,11 @@ pub(crate) fn select(all: &[SeriesKey], selection: &Selection, filters: &[Filter
         keys.sort_by(|a, b| a.region.cmp(&b.region));
         keys.dedup();
         if choice.merged {
-            groups.push(SeriesGroup {
-                endpoint: endpoint.to_string(),
-                region: MERGED_REGION.to_string(),
-                members: keys.iter().map(|k| (*k).clone()).collect(),
-            });
+            let members = match (filtered_out.contains_key(endpoint), keys.first()) {
+                (false, Some(first)) => vec![SeriesKey::all_regions(first.check.clone())],
+                _ => keys.iter().map(|k| (*k).clone()).collect(),
+            };
+            groups.push(SeriesGroup { endpoint: endpoint.to_string(), region: MERGED_REGION.to_string(), members });
         }
         for key in keys {
             if choice.each || choice.named.iter().any(|r| r == key.region.as_str()) {
@@ -82,7 +90,9 @@ mod tests {
             endpoints: Some(vec!["api".into()]),
             regions: RegionChoice { each: false, named: vec!["us-west".into(), "ap".into()], merged: true },
         };
-        assert_eq!(ids(&select(&all, &merged, &[])), ["api all 2", "api us-west 1"]);
+        let groups = select(&all, &merged, &[]);
+        assert_eq!(ids(&groups), ["api all 1", "api us-west 1"]);
+        assert!(groups[0].members[0].is_all_regions(), "nothing filtered: the stored all-regions series");
         let none = Selection { endpoints: Some(vec!["nope".into()]), ..Selection::default() };
         assert!(select(&all, &none, &[]).is_empty());
     }
@@ -96,6 +106,7 @@ mod tests {
         .unwrap();
         let merged = Selection { endpoints: None, regions: RegionChoice { each: false, named: vec![], merged: true } };
         let groups = select(&all, &merged, &filters);
-        assert_eq!(ids(&groups), ["api all 2"]);
+        assert_eq!(ids(&groups), ["api all 2"], "a region left out: the rest are merged at read time");
+        assert!(groups[0].members.iter().all(|k| !k.is_all_regions()));
     }
 }

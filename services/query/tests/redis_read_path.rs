@@ -29,7 +29,7 @@ fn delta_for(minutes: std::ops::Range<i64>, salt: i64) -> RollupDelta {
             let mut r = rollup(&latencies, u64::from((m + salt) % 13 == 0));
             r.phases
                 .add(&mixmon_model::PhaseTimings { first_byte_us: (m % 50) as u64 * 100 + 1, ..Default::default() });
-            delta.rollups.insert((key(check, region), Minute(m)), r);
+            delta.add_rollup(key(check, region), Minute(m), &r);
         }
     }
     delta

@@ -43,12 +43,13 @@ pub fn counts(total: u64, successes: u64) -> Rollup {
     Rollup { total, successes, ..Default::default() }
 }
 
-/// A store holding `rows` of (check, region, minute start in ms, rollup).
+/// A store holding `rows` of (check, region, minute start in ms, rollup), and, as the
+/// aggregator writes it, each check's all-regions series.
 pub async fn store_with(rows: Vec<(&str, &str, i64, Rollup)>) -> Arc<MemoryStore> {
     let store = Arc::new(MemoryStore::new());
     let mut delta = RollupDelta::default();
     for (check, region, at_ms, r) in rows {
-        delta.rollups.entry((key(check, region), Minute::containing(at_ms))).or_default().merge(&r);
+        delta.add_rollup(key(check, region), Minute::containing(at_ms), &r);
     }
     let batch = BatchId { prober: ProberId::new("test").unwrap(), epoch: 1, seq: 1 };
     store.apply_batch(&batch, &delta).await.unwrap();

@@ -73,7 +73,7 @@ async fn fill(store: &RedisStore, now: Minute) -> anyhow::Result<u64> {
                     if m > now.0 {
                         break;
                     }
-                    delta.rollups.insert((series.clone(), Minute(m)), minute_rollup(&mut rng));
+                    delta.add_rollup(series.clone(), Minute(m), &minute_rollup(&mut rng));
                     rollups += 1;
                 }
             }
