@@ -90,7 +90,7 @@ impl ProbeResult {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProbeDetails {
     /// The address connected to (or the DNS server asked). With `each_address`, the one this
-    /// result is about. The aggregator does not yet split series by it.
+    /// result is about. Series are not split by it; each raw record keeps it.
     pub address: Option<SocketAddr>,
     /// The HTTP version of the last response read.
     pub http_version: Option<HttpVersion>,

@@ -341,6 +341,7 @@ mod cases {
             duration_us: (1_000 + i) as u64,
             status_code: 200,
             failure: (i % 7 == 0).then_some(FailureKind::Timeout),
+            address: (i % 2 == 0).then(|| std::net::SocketAddr::from(([10, 0, 0, (i % 3) as u8], 443))),
         };
         let mut expected = Vec::new();
         let per_batch = 400;
@@ -617,7 +618,8 @@ async fn redis_keys_have_ttls_matching_their_retention() {
     let store = connect_redis_store(&server).await;
     let (s, m) = (series("api", "eu-west"), now_minute());
     let mut d = delta(&[(&s, m, simple_rollup(1, 1))]);
-    let record = RawRecord { started_at_ms: m.start_ms(), duration_us: 5, status_code: 200, failure: None };
+    let record =
+        RawRecord { started_at_ms: m.start_ms(), duration_us: 5, status_code: 200, failure: None, address: None };
     d.records.insert(s.clone(), vec![record]);
     store.apply_batch(&batch("p1", 4, 1), &d).await.unwrap();
     let mut conn = raw(&server).await;

@@ -46,6 +46,7 @@ pub(crate) async fn handler(
                     "status_code": r.status_code,
                     "success": r.failure.is_none(),
                     "failure": r.failure.map(|k| k.as_str()),
+                    "address": r.address.map(|a| a.to_string()),
                 })
             })
             .collect(),

@@ -166,7 +166,10 @@ async fn raw_records_newest_first_with_limits() {
             status_code: if i == 4 { 0 } else { 200 },
             error: String::new(),
             phases: Default::default(),
-            details: Default::default(),
+            details: mixmon_model::ProbeDetails {
+                address: Some(std::net::SocketAddr::from(([10, 0, 0, i as u8], 443))),
+                ..Default::default()
+            },
         };
         delta.add(&region, &result);
     }
@@ -178,8 +181,10 @@ async fn raw_records_newest_first_with_limits() {
     assert_eq!(
         reply.json,
         json!([
-            {"started_at_ms": 1_700_000_000_004i64, "duration_ms": 7.5, "status_code": 0, "success": false, "failure": "dns"},
-            {"started_at_ms": 1_700_000_000_003i64, "duration_ms": 6.0, "status_code": 200, "success": true, "failure": null}
+            {"started_at_ms": 1_700_000_000_004i64, "duration_ms": 7.5, "status_code": 0, "success": false, "failure": "dns",
+             "address": "10.0.0.4:443"},
+            {"started_at_ms": 1_700_000_000_003i64, "duration_ms": 6.0, "status_code": 200, "success": true, "failure": null,
+             "address": "10.0.0.3:443"}
         ])
     );
     let all = call(&router, "GET", "/api/v1/records?endpoint=api&region=eu-west", "", None).await;
