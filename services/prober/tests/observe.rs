@@ -323,7 +323,13 @@ fn pod(ns: &str, name: &str, node: &str, app: &str, ip: Option<&str>, ready: boo
         .iter()
         .enumerate()
         .map(|(i, _)| {
-            json!({"name": format!("c{i}"), "image": "mixer:1.4", "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+            // mixer-a3 declares its metrics on a named port, the Prometheus convention.
+            let ports = if name == "mixer-a3" {
+                json!([{"name": "http", "containerPort": 8080}, {"name": "metrics", "containerPort": 9102}])
+            } else {
+                json!([{"containerPort": 8080, "protocol": "TCP"}])
+            };
+            json!({"name": format!("c{i}"), "image": "mixer:1.4", "ports": ports,
                    "resources": {"limits": {"memory": if i == 0 { "512Mi" } else { "64Mi" }, "cpu": "2"},
                                  "requests": {"memory": "256Mi", "cpu": "500m"}}})
         })
@@ -393,7 +399,7 @@ async fn discovery_finds_the_running_mixer_pods_on_this_node_and_keeps_them_thro
         [
             ("mixer-a0", "http://10.1.0.5:8080/metrics"),
             ("mixer-a2", "http://[fd00::9]:8080/metrics"),
-            ("mixer-a3", "http://10.1.0.7:8080/metrics"),
+            ("mixer-a3", "http://10.1.0.7:9102/metrics"),
         ]
     );
     let query = api.queries.lock().unwrap().last().cloned().unwrap();

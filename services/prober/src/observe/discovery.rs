@@ -35,6 +35,22 @@ pub struct KubeSettings {
     pub discovery_interval: Duration,
 }
 
+/// The name of the container port a pod declares its metrics on, the convention Prometheus'
+/// Kubernetes discovery users follow; a pod that names none is scraped at the configured port.
+pub const METRICS_PORT_NAME: &str = "metrics";
+
+/// The pod's container port named [`METRICS_PORT_NAME`], if any container declares one.
+fn metrics_port(pod: &Pod) -> Option<u16> {
+    pod.spec
+        .as_ref()?
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .find(|p| p.name.as_deref() == Some(METRICS_PORT_NAME))
+        .and_then(|p| u16::try_from(p.container_port).ok())
+        .filter(|port| *port > 0)
+}
+
 /// A client for `settings`: the in-cluster configuration unless an `api_url` is given.
 pub fn client(settings: &KubeSettings) -> Result<Client, ProberError> {
     let mut config = match &settings.api_url {
@@ -117,7 +133,8 @@ impl Discoverer {
                 return None;
             }
         };
-        let url = ScrapeUrl::parse(&format!("http://{host}:{}{}", self.settings.port, self.settings.path)).ok()?;
+        let port = metrics_port(pod).unwrap_or(self.settings.port);
+        let url = ScrapeUrl::parse(&format!("http://{host}:{port}{}", self.settings.path)).ok()?;
         Some(ScrapeTarget { pod: pod_name, url })
     }
 
