@@ -1,5 +1,5 @@
-//! The admin HTTP API: list the fleet, set and clear faults, restart pods; optionally behind
-//! a bearer token.
+//! The admin HTTP API: list the fleet, set and clear faults, restart pods, and the read-only
+//! Kubernetes API under `/k8s` (see `k8s.rs`); optionally behind a bearer token.
 
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ use crate::error::SimError;
 use crate::fault::Fault;
 use crate::fleet::Fleet;
 use crate::handle::SimAddresses;
+use crate::k8s;
 
 #[derive(Clone)]
 struct AdminState {
@@ -25,14 +26,18 @@ struct AdminState {
 }
 
 pub(crate) fn router(fleet: Arc<Fleet>, addresses: Arc<SimAddresses>, token: Option<String>) -> Router {
+    let pod_addrs = addresses.pods.iter().map(|p| (p.name.clone(), p.addr)).collect();
+    let kube = k8s::router(Arc::clone(&fleet), pod_addrs);
     let state = AdminState { fleet, addresses, token: token.map(Arc::from) };
     Router::new()
         .route("/pods", get(pods))
         .route("/endpoints", get(endpoints))
+        .route("/scrapes", get(scrapes))
         .route("/faults", get(faults).delete(clear_faults))
         .route("/faults/pods/{pod}", put(set_pod_fault))
         .route("/faults/regions/{region}", put(set_region_fault))
         .route("/pods/{pod}/restart", post(restart_pod))
+        .nest("/k8s", kube)
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }
@@ -82,6 +87,10 @@ async fn pods(State(state): State<AdminState>) -> Response {
 
 async fn endpoints(State(state): State<AdminState>) -> Response {
     Json(&state.addresses.endpoints).into_response()
+}
+
+async fn scrapes(State(state): State<AdminState>) -> Response {
+    Json(state.fleet.scrapes()).into_response()
 }
 
 async fn faults(State(state): State<AdminState>) -> Response {

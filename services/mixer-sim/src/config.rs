@@ -9,6 +9,8 @@ use crate::error::SimError;
 pub(crate) const GLOBAL_FRONTS: [&str; 2] = ["edge", "api"];
 /// Upper bound on pods per region: each pod is a listener and a share of the ticker's work.
 const MAX_PODS_PER_REGION: usize = 256;
+/// Upper bound on the simulated Kubernetes nodes per region.
+const MAX_NODES_PER_REGION: usize = 256;
 /// Upper bound on the simulated request rate: each request is a histogram observation per tick.
 const MAX_RPS_PER_POD: f64 = 10_000.0;
 
@@ -25,8 +27,11 @@ pub struct SimConfig {
     pub requests_per_second_per_pod: f64,
     /// Seed of every pod's random generator, so runs are reproducible.
     pub seed: u64,
-    /// When set, the admin API wants `Authorization: Bearer <token>`.
+    /// When set, the admin API (the Kubernetes API under `/k8s` included) wants
+    /// `Authorization: Bearer <token>`.
     pub admin_token: Option<String>,
+    /// Each region's pods are spread round-robin over this many nodes, `node-<region>-<i>`.
+    pub nodes_per_region: usize,
 }
 
 impl Default for SimConfig {
@@ -45,6 +50,7 @@ impl Default for SimConfig {
             requests_per_second_per_pod: 40.0,
             seed: 0,
             admin_token: None,
+            nodes_per_region: 3,
         }
     }
 }
@@ -78,6 +84,12 @@ impl SimConfig {
         if !rps.is_finite() || !(0.0..=MAX_RPS_PER_POD).contains(&rps) {
             return Err(SimError::Config(format!(
                 "requests per second per pod is {rps}; expected 0..={MAX_RPS_PER_POD}"
+            )));
+        }
+        if self.nodes_per_region == 0 || self.nodes_per_region > MAX_NODES_PER_REGION {
+            return Err(SimError::Config(format!(
+                "{} nodes per region; expected 1..={MAX_NODES_PER_REGION}",
+                self.nodes_per_region
             )));
         }
         if self.admin_token.as_deref() == Some("") {
@@ -149,6 +161,7 @@ mod tests {
             let bad = SimConfig { requests_per_second_per_pod: rps, ..SimConfig::default() };
             assert!(bad.validate().is_err(), "rps {rps} should be refused");
         }
+        assert!(SimConfig { nodes_per_region: 0, ..SimConfig::default() }.validate().is_err());
         let empty_token = SimConfig { admin_token: Some(String::new()), ..SimConfig::default() };
         assert!(empty_token.validate().is_err());
     }

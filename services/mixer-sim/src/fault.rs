@@ -27,6 +27,10 @@ pub struct Fault {
     /// Down for a fixed slice of every wall-clock period.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub down_schedule: Option<DownSchedule>,
+    /// Pins the pod's memory usage at this fraction (0..=1) of its memory limit, in
+    /// `process_resident_memory_bytes` and in `metrics.k8s.io`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_pressure: Option<f64>,
 }
 
 /// Down whenever `unix_time_ms % (period_s * 1000) < down_s * 1000`.
@@ -46,6 +50,8 @@ pub enum FaultError {
     Latency(u64),
     #[error("peak_db must be a number in -200..=20, got {0}")]
     PeakDb(f64),
+    #[error("memory_pressure must be a fraction in 0..=1 of the memory limit, got {0}")]
+    MemoryPressure(f64),
     #[error("down_schedule.period_s must be at least 1")]
     ZeroPeriod,
     #[error("down_schedule.down_s ({down_s}) must not exceed period_s ({period_s})")]
@@ -65,6 +71,11 @@ impl Fault {
         if let Some(peak) = self.peak_db {
             if !PEAK_DB_RANGE.contains(&peak) {
                 return Err(FaultError::PeakDb(peak));
+            }
+        }
+        if let Some(pressure) = self.memory_pressure {
+            if !(0.0..=1.0).contains(&pressure) {
+                return Err(FaultError::MemoryPressure(pressure));
             }
         }
         if let Some(DownSchedule { period_s, down_s }) = self.down_schedule {
@@ -133,6 +144,8 @@ mod tests {
             (Fault { latency_ms: 4_000_000, ..Fault::default() }, Some(FaultError::Latency(4_000_000))),
             (Fault { peak_db: Some(-1.0), ..Fault::default() }, None),
             (Fault { peak_db: Some(90.0), ..Fault::default() }, Some(FaultError::PeakDb(90.0))),
+            (Fault { memory_pressure: Some(0.9), ..Fault::default() }, None),
+            (Fault { memory_pressure: Some(1.2), ..Fault::default() }, Some(FaultError::MemoryPressure(1.2))),
             (schedule(60, 15), None),
             (schedule(60, 60), None),
             (schedule(0, 0), Some(FaultError::ZeroPeriod)),
@@ -145,6 +158,8 @@ mod tests {
         assert!(matches!(nan.validate(), Err(FaultError::ErrorShare(_))));
         let nan_peak = Fault { peak_db: Some(f64::NAN), ..Fault::default() };
         assert!(matches!(nan_peak.validate(), Err(FaultError::PeakDb(_))));
+        let nan_memory = Fault { memory_pressure: Some(f64::NAN), ..Fault::default() };
+        assert!(matches!(nan_memory.validate(), Err(FaultError::MemoryPressure(_))));
     }
 
     #[test]

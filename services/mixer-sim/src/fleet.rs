@@ -1,7 +1,7 @@
 //! The whole simulated fleet: its pods by region, its fronts, and fault changes by name.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::config::{SimConfig, GLOBAL_FRONTS};
@@ -13,6 +13,8 @@ use crate::pod::Pod;
 pub(crate) struct Fleet {
     pods: Vec<Arc<Pod>>,
     rps_per_pod: f64,
+    /// Moves on every fault change and restart: the Kubernetes API's list `resourceVersion`.
+    version: AtomicU64,
 }
 
 /// An endpoint front: a pool of pods answered round-robin.
@@ -33,16 +35,28 @@ impl Front {
 
 impl Fleet {
     /// Pods of a validated config; each pod's generator is seeded from the seed and its
-    /// position, so adding a region does not change the figures of the ones before it.
+    /// position, so adding a region does not change the figures of the ones before it. Pod
+    /// `i` of a region runs on node `node-<region>-<i % nodes_per_region>`.
     pub(crate) fn new(config: &SimConfig) -> Self {
         let mut pods = Vec::new();
+        let nodes = config.nodes_per_region.max(1);
         for (region, count) in &config.regions {
             for i in 0..*count {
                 let seed = config.seed.wrapping_mul(1_000_003).wrapping_add(pods.len() as u64);
-                pods.push(Arc::new(Pod::new(format!("mixer-{region}-{i}"), region.clone(), seed)));
+                let node = format!("node-{region}-{}", i % nodes);
+                pods.push(Arc::new(Pod::new(format!("mixer-{region}-{i}"), region.clone(), node, seed)));
             }
         }
-        Self { pods, rps_per_pod: config.requests_per_second_per_pod }
+        Self { pods, rps_per_pod: config.requests_per_second_per_pod, version: AtomicU64::new(1) }
+    }
+
+    /// The current `resourceVersion` of the fleet's pods.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn pods(&self) -> &[Arc<Pod>] {
@@ -69,6 +83,7 @@ impl Fleet {
         let pod = self.pod(name)?;
         tracing::info!(pod = %pod.name, ?fault, "fault set");
         pod.set_fault(fault);
+        self.changed();
         Ok(vec![pod.name.clone()])
     }
 
@@ -83,6 +98,7 @@ impl Fleet {
         for pod in &pods {
             pod.set_fault(fault.clone());
         }
+        self.changed();
         Ok(pods.iter().map(|p| p.name.clone()).collect())
     }
 
@@ -91,13 +107,20 @@ impl Fleet {
         for pod in &self.pods {
             pod.set_fault(Fault::default());
         }
+        self.changed();
     }
 
     pub(crate) fn restart_pod(&self, name: &str) -> Result<(), SimError> {
         let pod = self.pod(name)?;
         tracing::info!(pod = %pod.name, "pod restarted");
         pod.restart();
+        self.changed();
         Ok(())
+    }
+
+    /// `/metrics` requests answered so far, by pod.
+    pub(crate) fn scrapes(&self) -> BTreeMap<String, u64> {
+        self.pods.iter().map(|p| (p.name.clone(), p.scrapes())).collect()
     }
 
     /// Current faults of the pods that have one.
@@ -117,7 +140,8 @@ mod tests {
     use super::*;
 
     fn fleet() -> (Fleet, SimConfig) {
-        let config = SimConfig { regions: vec![("a".into(), 2), ("b".into(), 3)], ..SimConfig::default() };
+        let config =
+            SimConfig { regions: vec![("a".into(), 2), ("b".into(), 3)], nodes_per_region: 2, ..SimConfig::default() };
         (Fleet::new(&config), config)
     }
 
@@ -126,6 +150,8 @@ mod tests {
         let (fleet, config) = fleet();
         let names: Vec<&str> = fleet.pods().iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["mixer-a-0", "mixer-a-1", "mixer-b-0", "mixer-b-1", "mixer-b-2"]);
+        let nodes: Vec<&str> = fleet.pods().iter().map(|p| p.node.as_str()).collect();
+        assert_eq!(nodes, ["node-a-0", "node-a-1", "node-b-0", "node-b-1", "node-b-0"]);
         let fronts = fleet.fronts(&config.regions);
         let sizes: Vec<(&str, usize)> = fronts.iter().map(|f| (f.name.as_str(), f.pods.len())).collect();
         assert_eq!(sizes, [("a", 2), ("b", 3), ("edge", 5), ("api", 5)]);

@@ -37,6 +37,9 @@ pub struct PodAddress {
     pub name: String,
     pub region: String,
     pub addr: SocketAddr,
+    /// The simulated Kubernetes node the pod runs on (`node-<region>-<i>`).
+    #[serde(default)]
+    pub node: String,
 }
 
 /// A running simulator. Dropping it aborts everything; [`SimHandle::shutdown`] stops it
@@ -80,7 +83,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
             .iter()
             .filter_map(|(l, p)| {
                 let addr = l.local_addr().ok()?;
-                Some(PodAddress { name: p.name.clone(), region: p.region.clone(), addr })
+                Some(PodAddress { name: p.name.clone(), region: p.region.clone(), addr, node: p.node.clone() })
             })
             .collect(),
     };
@@ -137,6 +140,11 @@ impl SimHandle {
     /// Current faults of the pods that have one, by pod name.
     pub fn faults(&self) -> BTreeMap<String, Fault> {
         self.fleet.faults()
+    }
+
+    /// `/metrics` requests each pod has answered so far, by pod name.
+    pub fn scrapes(&self) -> BTreeMap<String, u64> {
+        self.fleet.scrapes()
     }
 
     /// Zeroes the pod's counters and moves its start time, like a restarted process.

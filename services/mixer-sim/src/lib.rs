@@ -3,8 +3,11 @@
 //! Every simulated pod listens on its own loopback port and serves `GET /health` and
 //! `GET /metrics` in the shape of a real mixer pod (see `tests/fixtures/ai_mixer_metrics.prom`).
 //! Endpoint fronts (`us-west`, ..., `edge`, `api`) spread `/health` over their pods
-//! round-robin. Faults (down, hang, latency, error share, peak level, down schedule) are set
-//! per pod or per region, through the admin HTTP API or [`SimHandle`] in process.
+//! round-robin. Faults (down, hang, latency, error share, peak level, memory pressure, down
+//! schedule) are set per pod or per region, through the admin HTTP API or [`SimHandle`] in
+//! process. The admin listener also serves a read-only Kubernetes API for the fleet under
+//! `/k8s` (pods with node, readiness, restarts and memory limit; `metrics.k8s.io` usage), so
+//! pod discovery and sampling can be tested without a cluster.
 //!
 //! Start with [`start`]; stop with [`SimHandle::shutdown`].
 
@@ -15,6 +18,7 @@ mod fault;
 mod fleet;
 mod handle;
 mod health;
+mod k8s;
 mod metrics;
 mod pod;
 mod shutdown;
@@ -25,3 +29,4 @@ pub use config::{parse_regions, valid_name, SimConfig};
 pub use error::SimError;
 pub use fault::{DownSchedule, Fault, FaultError};
 pub use handle::{start, PodAddress, SimAddresses, SimHandle};
+pub use k8s::{APP_LABEL, METRICS_PORT_NAME, NAMESPACE};

@@ -8,7 +8,7 @@ use clap::Parser;
 use mixmon_mixer_sim::{parse_regions, SimAddresses, SimConfig};
 
 /// A simulated AI Mixer fleet: per-pod /health and /metrics, endpoint fronts, an admin API
-/// for injecting faults.
+/// for injecting faults, and a read-only Kubernetes API (pods, metrics.k8s.io) under /k8s.
 #[derive(Debug, Parser)]
 #[command(name = "mixmon-mixer-sim", version)]
 struct Args {
@@ -30,6 +30,9 @@ struct Args {
     /// Bearer token the admin API requires.
     #[arg(long, env = "MIXMON_SIM_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Kubernetes nodes per region: pod i of a region runs on `node-<region>-<i % N>`.
+    #[arg(long, default_value_t = 3)]
+    nodes_per_region: usize,
     /// Write the listening addresses here as JSON once everything listens.
     #[arg(long)]
     addr_file: Option<PathBuf>,
@@ -53,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         requests_per_second_per_pod: args.rps_per_pod,
         seed: args.seed,
         admin_token: args.admin_token,
+        nodes_per_region: args.nodes_per_region,
     };
     let sim = mixmon_mixer_sim::start(config).await.context("starting the simulator")?;
     let json = serde_json::to_string_pretty(sim.addresses()).context("encoding the addresses")?;

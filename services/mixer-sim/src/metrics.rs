@@ -24,6 +24,15 @@ pub(crate) const BUCKETS: [(f64, &str); 11] = [
     (10.0, "10"),
 ];
 
+/// Every simulated pod's container memory limit, in bytes and as its manifest spells it.
+pub(crate) const MEMORY_LIMIT_BYTES: u64 = 512 * 1024 * 1024;
+pub(crate) const MEMORY_LIMIT_QUANTITY: &str = "512Mi";
+
+/// The memory usage (bytes) that is `fraction` (validated to 0..=1) of the limit.
+pub(crate) fn memory_at(fraction: f64) -> u64 {
+    (fraction.clamp(0.0, 1.0) * MEMORY_LIMIT_BYTES as f64).round() as u64
+}
+
 /// Genres in exposition order.
 pub(crate) const GENRES: [&str; 7] = ["electronic", "hip_hop", "rock", "pop", "jazz", "classical", "ambient"];
 
@@ -55,7 +64,8 @@ impl PodMetrics {
             peak_db: -6.0,
             lufs: -14.0,
             genres: [0; 7],
-            resident_memory_bytes: 420_000_000,
+            // Half the limit: the middle of the band healthy pods wander in.
+            resident_memory_bytes: MEMORY_LIMIT_BYTES / 2,
             start_time_seconds,
         }
     }

@@ -4,7 +4,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::fault::{Fault, ShareAccumulator};
-use crate::metrics::{PodMetrics, GENRES, STATUS_500};
+use crate::metrics::{memory_at, PodMetrics, GENRES, MEMORY_LIMIT_BYTES, STATUS_500};
 
 /// Share of requests that fail without any fault, as seen on healthy production pods.
 const BASELINE_ERROR_SHARE: f64 = 0.003;
@@ -22,8 +22,8 @@ const GENRE_WEIGHTS: [f64; 7] = [402_113.0, 311_876.0, 198_004.0, 455_120.0, 41_
 /// Bounds and step of the active-stream random walk.
 const STREAMS_RANGE: (u64, u64) = (100, 200);
 const STREAMS_STEP: u64 = 5;
-/// Resident memory wanders within this band (bytes).
-const MEMORY_RANGE: (u64, u64) = (400_000_000, 440_000_000);
+/// Resident memory wanders within 40..60 % of the container's memory limit (bytes).
+const MEMORY_RANGE: (u64, u64) = (MEMORY_LIMIT_BYTES / 5 * 2, MEMORY_LIMIT_BYTES / 5 * 3);
 const MEMORY_STEP: u64 = 1_000_000;
 
 /// Per-pod state of the model that is not a published figure.
@@ -70,7 +70,10 @@ impl Traffic {
             self.classify(metrics, ok);
         }
         metrics.active_streams = self.walk(metrics.active_streams, STREAMS_RANGE, STREAMS_STEP);
-        metrics.resident_memory_bytes = self.walk(metrics.resident_memory_bytes, MEMORY_RANGE, MEMORY_STEP);
+        metrics.resident_memory_bytes = match fault.memory_pressure {
+            Some(fraction) => memory_at(fraction),
+            None => self.walk(metrics.resident_memory_bytes, MEMORY_RANGE, MEMORY_STEP),
+        };
         metrics.peak_db = fault.peak_db.unwrap_or_else(|| self.rng.random_range(-7.0..=-5.0));
         metrics.lufs = self.rng.random_range(-14.5..=-13.5);
     }
@@ -149,6 +152,8 @@ mod tests {
         let mean = metrics.duration_sum_seconds / total as f64;
         assert!((0.02..0.04).contains(&mean), "mean duration {mean}");
         assert!((100..=200).contains(&metrics.active_streams));
+        let memory_share = metrics.resident_memory_bytes as f64 / MEMORY_LIMIT_BYTES as f64;
+        assert!((0.4..=0.6).contains(&memory_share), "memory at {memory_share} of the limit");
         assert!((-7.0..=-5.0).contains(&metrics.peak_db));
         assert!((-14.5..=-13.5).contains(&metrics.lufs));
         let classified: u64 = metrics.genres.iter().sum();
@@ -158,13 +163,20 @@ mod tests {
 
     #[test]
     fn faults_shift_errors_latency_and_peak() {
-        let fault = Fault { error_share: 0.5, latency_ms: 200, peak_db: Some(-1.5), ..Fault::default() };
+        let fault = Fault {
+            error_share: 0.5,
+            latency_ms: 200,
+            peak_db: Some(-1.5),
+            memory_pressure: Some(0.9),
+            ..Fault::default()
+        };
         let metrics = run(1, &fault, 100);
         let total: u64 = metrics.requests.iter().sum();
         let failed = total - metrics.requests[0];
         assert!(failed >= total / 2, "{failed} of {total} failed");
         assert_eq!(metrics.bucket_counts[..5].iter().sum::<u64>(), 0, "nothing under 100 ms");
         assert_eq!(metrics.peak_db, -1.5);
+        assert_eq!(metrics.resident_memory_bytes, memory_at(0.9));
     }
 
     #[test]

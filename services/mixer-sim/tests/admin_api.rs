@@ -23,8 +23,19 @@ async fn lists_pods_and_endpoints() {
     assert_eq!(pods.json(), serde_json::to_value(&sim.addresses().pods).expect("serializable"));
     assert_eq!(
         pods.json()[4],
-        json!({"name": "mixer-b-2", "region": "b", "addr": pod_addr(&sim, "mixer-b-2").to_string()})
+        json!({
+            "name": "mixer-b-2",
+            "region": "b",
+            "addr": pod_addr(&sim, "mixer-b-2").to_string(),
+            "node": "node-b-2"
+        })
     );
+    let scrapes = call(admin, "GET", "/scrapes", None, None).await;
+    assert_eq!(scrapes.json()["mixer-b-2"], 0);
+    assert_eq!(get(pod_addr(&sim, "mixer-b-2"), "/metrics").await.status, 200);
+    let scrapes = call(admin, "GET", "/scrapes", None, None).await;
+    assert_eq!((scrapes.json()["mixer-b-2"].as_u64(), scrapes.json()["mixer-a-0"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(sim.scrapes().get("mixer-b-2"), Some(&1));
     let endpoints = call(admin, "GET", "/endpoints", None, None).await;
     assert_eq!(endpoints.json(), serde_json::to_value(&sim.addresses().endpoints).expect("serializable"));
     sim.shutdown().await;
