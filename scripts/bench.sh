@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 usage() {
     echo "usage: scripts/bench.sh NAME"
-    echo "  probe       HTTP probes side by side with prometheus-blackbox-exporter (installed if missing): CPU, rate, overshoot, RSS"
+    echo "  probe       HTTP probes side by side with prometheus-blackbox-exporter (installed if missing): CPU, rate, overshoot, RSS (100 checks + 23 scraped mixer pods)"
     echo "  quantiles   latency-sketch accuracy vs exact quantiles (4 distributions, merged over 4 regions x 60 min)"
     echo "  ingest      results/s through sort_batch + apply_batch into a real redis-server [seconds, default 30]"
     echo "  faults      zero-loss fault scenarios with real processes (aggregator outage [seconds, default 60], prober SIGKILL, redis restart, failover, WAL growth)"
@@ -19,8 +19,8 @@ case "${1:-}" in
             sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
             $sudo apt-get install -y prometheus-blackbox-exporter >/dev/null
         fi
-        cargo build --quiet --release --locked -p mixmon-prober -p mixmon-aggregator -p mixmon-bench --bin probe \
-            --bin mixmon-prober --bin mixmon-aggregator
+        cargo build --quiet --release --locked -p mixmon-prober -p mixmon-aggregator -p mixmon-mixer-sim \
+            -p mixmon-bench --bin probe --bin mixmon-prober --bin mixmon-aggregator --bin mixmon-mixer-sim
         "${CARGO_TARGET_DIR:-target}/release/probe"
         ;;
     quantiles)

@@ -15,8 +15,13 @@
 //!   own process's, the HTTP client driving its `/probe` is not counted against it.
 //! * Footprint: the release `mixmon-prober` binary, connected to a release
 //!   `mixmon-aggregator` (memory store) whose catalogue has 100 HTTP checks at a 1 s interval
-//!   against the holding port; its peak VmRSS over the run. The 23-pod mixer scrape does not
-//!   exist yet, so it is not part of this figure.
+//!   against the holding port, and at the same time finding the 23 simulated mixer pods on its
+//!   node (release `mixmon-mixer-sim`, all pods on one node) through the simulator's Kubernetes
+//!   API, scraping their `/metrics` every second (each at the container port named `metrics`),
+//!   and sampling those pods (Kubernetes API and metrics.k8s.io) and its node (`/proc`) every
+//!   second; its peak VmRSS over the run. `prober_scraped_pods` counts the simulated pods whose
+//!   `/metrics` the prober requested at least twice during the run, as the simulator counted
+//!   them (`GET /scrapes`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write as _};
@@ -43,6 +48,9 @@ const THROUGHPUT_SECONDS: u64 = 6;
 const CONCURRENCY: usize = 32;
 const RSS_CHECKS: usize = 100;
 const RSS_SECONDS: u64 = 15;
+/// Simulated mixer pods on the prober's node during the footprint run.
+const RSS_PODS: usize = 23;
+const RSS_NODE: &str = "node-us-west-0";
 const HOLD_THREADS: usize = 32;
 const BLACKBOX: &str = "prometheus-blackbox-exporter";
 
@@ -246,7 +254,7 @@ async fn bench() -> anyhow::Result<()> {
         result?
     };
 
-    let prober_rss = prober_rss(&bin_dir, &scratch, hold_port).await?;
+    let (prober_rss, scraped_pods) = prober_rss(&bin_dir, &scratch, hold_port).await?;
 
     // Report.
     let prober_cpu_us = prober_cpu_s * 1e6 / prober_probes.max(1) as f64;
@@ -269,7 +277,8 @@ async fn bench() -> anyhow::Result<()> {
     figure("blackbox_overshoot_p50_ms", format!("{bp50:.3}"));
     figure("blackbox_overshoot_p99_ms", format!("{bp99:.3}"));
     figure("prober_rss_mb", format!("{prober_rss:.1}"));
-    figure("prober_rss_checks", format!("{RSS_CHECKS} (the 23-pod mixer scrape is not implemented yet)"));
+    figure("prober_rss_checks", RSS_CHECKS);
+    figure("prober_scraped_pods", scraped_pods);
     figure("blackbox_rss_idle_mb", format!("{blackbox_idle_rss:.1}"));
     let load_rss = *blackbox_rss_load.lock().map_err(|_| anyhow::anyhow!("rss sampler poisoned"))?;
     figure("blackbox_rss_load_mb", format!("{load_rss:.1}"));
@@ -626,8 +635,9 @@ fn sample_rss(pid: u32, peak: Arc<Mutex<f64>>) -> Arc<AtomicBool> {
 }
 
 /// Peak RSS of the release `mixmon-prober` running `RSS_CHECKS` checks assigned by a release
-/// `mixmon-aggregator`.
-async fn prober_rss(bin_dir: &Path, scratch: &Path, hold_port: u16) -> anyhow::Result<f64> {
+/// `mixmon-aggregator` while it scrapes and samples `RSS_PODS` simulated mixer pods on its node
+/// (found through the simulator's Kubernetes API); also how many pods it scraped.
+async fn prober_rss(bin_dir: &Path, scratch: &Path, hold_port: u16) -> anyhow::Result<(f64, usize)> {
     let mut catalogue = String::from(
         "listen = \"127.0.0.1:0\"\n[store]\nkind = \"memory\"\n[defaults]\ninterval_s = 1\ntimeout_ms = 1000\n",
     );
@@ -649,26 +659,51 @@ async fn prober_rss(bin_dir: &Path, scratch: &Path, hold_port: u16) -> anyhow::R
         .spawn()
         .context("starting mixmon-aggregator (scripts/bench.sh probe builds it)")?;
     let _aggregator = Guard(aggregator);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let grpc = loop {
-        if let Ok(text) = std::fs::read_to_string(&ready) {
-            if let Some(addr) = text.split('"').nth(3) {
-                break addr.to_owned();
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("mixmon-aggregator did not write {} within 20 s", ready.display());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let grpc = wait_for_address(&ready, "grpc", "mixmon-aggregator").await?;
+
+    // All the simulated pods on one node, the prober's.
+    let sim_ready = scratch.join("sim.json");
+    let _ = std::fs::remove_file(&sim_ready);
+    let sim = Command::new(bin_dir.join("mixmon-mixer-sim"))
+        .args(["--regions", &format!("us-west={RSS_PODS}"), "--nodes-per-region", "1", "--admin-addr", "127.0.0.1:0"])
+        .arg("--addr-file")
+        .arg(&sim_ready)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting mixmon-mixer-sim (scripts/bench.sh probe builds it)")?;
+    let _sim = Guard(sim);
+    let sim_admin = wait_for_address(&sim_ready, "admin", "mixmon-mixer-sim").await?;
+
     let prober_config = scratch.join("prober.toml");
     std::fs::write(
         &prober_config,
         format!(
-            "[identity]\nid = \"bench\"\nregion = \"us-west\"\nnode = \"bench\"\n[aggregator]\naddresses = [\"http://{grpc}\"]\n[buffer]\ndir = \"{}\"\n",
-            scratch.join("wal").display()
+            r#"[identity]
+id = "bench"
+region = "us-west"
+node = "{RSS_NODE}"
+[aggregator]
+addresses = ["http://{grpc}"]
+[buffer]
+dir = "{wal}"
+[scrape]
+interval_ms = 1000
+timeout_ms = 800
+[scrape.kubernetes]
+api_url = "http://{sim_admin}/k8s"
+label_selector = "app=ai-mixer"
+discovery_interval_ms = 5000
+[node]
+interval_ms = 1000
+[pods]
+interval_ms = 1000
+"#,
+            wal = scratch.join("wal").display(),
         ),
     )?;
+    let scrapes_before = sim_scrapes(&sim_admin).await?;
     let prober = Command::new(bin_dir.join("mixmon-prober"))
         .arg("--config")
         .arg(&prober_config)
@@ -682,6 +717,36 @@ async fn prober_rss(bin_dir: &Path, scratch: &Path, hold_port: u16) -> anyhow::R
     let stop = sample_rss(pid, peak.clone());
     tokio::time::sleep(Duration::from_secs(RSS_SECONDS)).await;
     stop.store(true, Ordering::Relaxed);
+    let scrapes_after = sim_scrapes(&sim_admin).await?;
+    let scraped = scrapes_after
+        .iter()
+        .filter(|(pod, after)| **after >= scrapes_before.get(*pod).copied().unwrap_or(0) + 2)
+        .count();
     let peak = *peak.lock().map_err(|_| anyhow::anyhow!("rss sampler poisoned"))?;
-    Ok(peak)
+    Ok((peak, scraped))
+}
+
+/// Waits for a service's ready file and reads the address under `key`.
+async fn wait_for_address(ready: &Path, key: &str, what: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let parsed =
+            std::fs::read(ready).ok().and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+        if let Some(addr) = parsed.as_ref().and_then(|v| v.get(key)).and_then(|v| v.as_str()) {
+            return Ok(addr.to_owned());
+        }
+        if Instant::now() > deadline {
+            bail!("{what} did not write {key:?} to {} within 20 s", ready.display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many `/metrics` requests each simulated pod has answered (`GET /scrapes`).
+async fn sim_scrapes(admin: &str) -> anyhow::Result<HashMap<String, u64>> {
+    let response = mixmon_testkit::http::get(&format!("http://{admin}/scrapes")).await?;
+    if response.status != 200 {
+        bail!("GET /scrapes answered {}: {}", response.status, response.text());
+    }
+    Ok(serde_json::from_slice(&response.body)?)
 }
