@@ -52,6 +52,19 @@ pub struct UpArgs {
     query_token: Option<String>,
 }
 
+/// Scrape, pod and (for one prober) node sampling against the simulator, every 5 s.
+fn demo_observers(sim_admin: SocketAddr, sample_node: bool) -> anyhow::Result<ProberConfig> {
+    let mut text = format!(
+        "[scrape]\ninterval_ms = 5000\ntimeout_ms = 2000\n\
+         [scrape.kubernetes]\napi_url = \"http://{sim_admin}/k8s\"\ndiscovery_interval_ms = 10000\n\
+         [pods]\ninterval_ms = 5000\n"
+    );
+    if sample_node {
+        text.push_str("[node]\ninterval_ms = 5000\n");
+    }
+    Ok(mixmon_config::parse_with_env("<demo prober>", &text, Vec::new())?)
+}
+
 fn stop_signal(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
     let mut rx = rx.clone();
     async move {
@@ -84,10 +97,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         bail!("mixmon up runs its control plane without a prober token, so --grpc-addr must be a loopback address");
     }
 
-    let (sim, catalogue, regions) = if args.demo {
+    let (sim, catalogue, regions): (Option<mixmon_mixer_sim::SimHandle>, _, _) = if args.demo {
         let admin_addr: SocketAddr =
             args.sim_admin_addr.parse().with_context(|| format!("--sim-admin-addr {:?}", args.sim_admin_addr))?;
-        let config = mixmon_mixer_sim::SimConfig { admin_addr, ..Default::default() };
+        // One simulated node per region, so the region's prober (on that node) finds all of its
+        // pods, as a DaemonSet's prober finds the pods of its own node.
+        let config = mixmon_mixer_sim::SimConfig { admin_addr, nodes_per_region: 1, ..Default::default() };
         let regions: Vec<String> = config.regions.iter().map(|(r, _)| r.clone()).collect();
         let sim = mixmon_mixer_sim::start(config).await.context("starting the simulated fleet")?;
         let checks = sim
@@ -130,16 +145,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         mixmon_aggregator::serve(options, grpc_listener, stop).await?;
         Ok("aggregator")
     });
-    for region in &regions {
-        let config = ProberConfig {
-            identity: IdentityConfig {
-                id: Some(format!("local-{region}")),
-                region: Some(region.clone()),
-                node: Some("local".into()),
-            },
-            aggregator: UplinkConfig { addresses: vec![format!("http://{grpc_addr}")], token: None, token_file: None },
-            ..Default::default()
+    for (i, region) in regions.iter().enumerate() {
+        let mut config = match &sim {
+            // The demo prober of each region also does what a prober on a mixer node does: it
+            // finds that node's pods through the simulator's Kubernetes API, scrapes their
+            // metrics and samples them; the first also samples this machine as its node.
+            Some(sim) => demo_observers(sim.addresses().admin, i == 0)?,
+            None => ProberConfig::default(),
         };
+        let node = if sim.is_some() { format!("node-{region}-0") } else { "local".into() };
+        config.identity =
+            IdentityConfig { id: Some(format!("local-{region}")), region: Some(region.clone()), node: Some(node) };
+        config.aggregator =
+            UplinkConfig { addresses: vec![format!("http://{grpc_addr}")], token: None, token_file: None };
         let stop = stop_signal(&stop_probers_rx);
         probers.spawn(async move {
             mixmon_prober::run(config, stop).await?;
@@ -191,6 +209,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 match mixmon_query::status_snapshot(store.as_ref(), now, &Default::default()).await {
                     Ok(rows) => println!("\n{}", status_table::render(&rows)),
                     Err(err) => eprintln!("status unavailable: {err}"),
+                }
+                match mixmon_query::mixer_snapshot(store.as_ref(), now).await {
+                    Ok(rows) if !rows.is_empty() => print!("{}", status_table::render_mixer(&rows)),
+                    Ok(_) => {}
+                    Err(err) => eprintln!("mixer status unavailable: {err}"),
                 }
             }
         }
