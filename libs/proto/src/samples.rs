@@ -330,7 +330,8 @@ mod tests {
     #[test]
     fn garbage_samples_are_refused_with_the_field_named() {
         let good = pb::MixerSample::from(&mixer());
-        let cases: Vec<(&str, Box<dyn Fn(&mut pb::MixerSample)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut pb::MixerSample)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("mixer.pod", Box::new(|s| s.pod = "a b".into())),
             ("mixer.weight_ms", Box::new(|s| s.weight_ms = 0)),
             ("mixer.weight_ms", Box::new(|s| s.weight_ms = u32::MAX)),
