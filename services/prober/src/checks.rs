@@ -10,6 +10,7 @@ mod common;
 mod dns;
 mod grpc;
 mod http;
+mod rx_clock;
 mod tcp;
 
 use std::time::Instant;

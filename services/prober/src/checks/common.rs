@@ -14,6 +14,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+pub(crate) use super::rx_clock::StampedStream;
+
 /// The phase a probe is in, so a timeout can say where the time went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -49,6 +51,10 @@ pub(crate) struct Progress {
     /// When the last byte of the response was read, if it was: the probe's duration ends
     /// there, not after our own clean-up (closing the socket is not the target's time).
     pub(crate) done_at: Option<Instant>,
+    /// The kernel's receive time of the connection's latest data (see `rx_clock`).
+    pub(crate) rx: Option<std::sync::Arc<super::rx_clock::RxStamp>>,
+    /// When the request was sent (the first-byte phase began): no response data is older.
+    request_sent: Option<Instant>,
 }
 
 /// Where every connection-based probe starts: its clock, its progress (with the DNS time
@@ -75,7 +81,25 @@ impl Progress {
             status: 0,
             details: ProbeDetails::default(),
             done_at: None,
+            rx: None,
+            request_sent: None,
         }
+    }
+
+    /// When the response data read last reached this host: the kernel's receive time if known
+    /// and not before the request was sent, else now.
+    pub(crate) fn received_at(&self) -> Instant {
+        let now = Instant::now();
+        match (self.rx.as_ref().and_then(|rx| rx.instant()), self.request_sent) {
+            (Some(at), Some(sent)) if at >= sent && at <= now => at,
+            _ => now,
+        }
+    }
+
+    /// Finishes the running phase when its data arrived (see [`Progress::received_at`]).
+    pub(crate) fn finish_received(&mut self) {
+        let at = self.received_at();
+        self.finish_at(at);
     }
 
     pub(crate) fn enter(&mut self, phase: Phase) {
@@ -84,6 +108,9 @@ impl Progress {
 
     /// Enters `phase` as of `at`, for a phase that began before this record of it.
     pub(crate) fn enter_at(&mut self, phase: Phase, at: Instant) {
+        if phase == Phase::FirstByte {
+            self.request_sent = Some(at);
+        }
         self.phase = phase;
         self.running = true;
         self.phase_started = at;
@@ -93,11 +120,15 @@ impl Progress {
     /// completed phase is never charged twice. Adds rather than sets: over redirects every hop
     /// has its own DNS, connect, TLS and so on, and they sum, as in the blackbox exporter.
     pub(crate) fn finish(&mut self) {
+        self.finish_at(Instant::now());
+    }
+
+    fn finish_at(&mut self, at: Instant) {
         if !self.running {
             return;
         }
         self.running = false;
-        let us = micros(self.phase_started.elapsed());
+        let us = micros(at.saturating_duration_since(self.phase_started));
         let slot = match self.phase {
             Phase::Dns => &mut self.phases.dns_us,
             Phase::Connect => &mut self.phases.connect_us,
@@ -178,7 +209,7 @@ pub(crate) async fn resolve_first(
 /// `connect` call, as it does on loopback and often on a LAN, and that wait would be charged to
 /// the connect phase. Here a connection that is already established is used at once, and only
 /// one still in progress waits for the reactor.
-pub(crate) async fn connect(addr: SocketAddr, progress: &mut Progress) -> Result<TcpStream, Failure> {
+pub(crate) async fn connect(addr: SocketAddr, progress: &mut Progress) -> Result<StampedStream, Failure> {
     progress.enter(Phase::Connect);
     progress.details.address = Some(addr);
     let fail = |e: std::io::Error| connect_failure(&e, addr);
@@ -201,7 +232,9 @@ pub(crate) async fn connect(addr: SocketAddr, progress: &mut Progress) -> Result
     // Requests are tiny and sent once: Nagle would only add delay to first byte.
     tcp.set_nodelay(true).map_err(fail)?;
     progress.finish();
-    Ok(tcp)
+    let (stream, rx) = StampedStream::new(tcp);
+    progress.rx = Some(rx);
+    Ok(stream)
 }
 
 /// `EINPROGRESS` on Linux: a non-blocking connect that has not finished yet.

@@ -366,7 +366,8 @@ async fn read_response(
     collect: bool,
 ) -> Result<Response, Failure> {
     let response = sent.await.map_err(|e| Failure::new(FailureKind::Connection, format!("http: {}", chain(&e))))?;
-    progress.finish();
+    // The response head arrived when the kernel received it, not when this task woke up.
+    progress.finish_received();
     progress.status = response.status().as_u16();
     progress.details.http_version = match response.version() {
         Version::HTTP_10 => Some(HttpVersion::Http10),
@@ -401,8 +402,9 @@ async fn read_response(
             }
         }
     }
-    progress.finish();
-    progress.done_at = Some(Instant::now());
+    let done = progress.received_at();
+    progress.finish_received();
+    progress.done_at = Some(done);
     Ok(Response { location, body: kept })
 }
 
