@@ -70,6 +70,9 @@ pub(crate) struct GroupSeries {
     /// Rolling 24 h uptime at the end of the range, for tables.
     pub whole_uptime: Option<f64>,
     pub uptime: UptimeIndex,
+    /// Per point, the folded hour (and index in it) it came from, when it did: its metric
+    /// values are then memoised there.
+    pub sources: Vec<Option<(Arc<FoldedHour>, usize)>>,
 }
 
 impl GroupSeries {
@@ -78,10 +81,23 @@ impl GroupSeries {
         let step_min = timeline.step_minutes();
         let seconds = (timeline.step_ms / 1_000) as f64;
         let empty = Rollup::default();
+        // The memoised values of the hour the previous point came from.
+        let mut memo: Option<(*const FoldedHour, Arc<[Option<f64>]>)> = None;
         timeline
             .point_starts()
             .zip(0..)
             .map(|(start_ms, i)| {
+                if metric != Metric::Uptime {
+                    if let Some(Some((hour, j))) = self.sources.get(i) {
+                        let same = memo.as_ref().is_some_and(|(ptr, _)| std::ptr::eq(*ptr, Arc::as_ptr(hour)));
+                        if !same {
+                            memo = Some((Arc::as_ptr(hour), hour.values(metric, seconds)));
+                        }
+                        if let Some(value) = memo.as_ref().and_then(|(_, values)| values.get(*j)) {
+                            return (*value, start_ms);
+                        }
+                    }
+                }
                 let window = self.points.get(i).map_or(&empty, |p| &**p);
                 let uptime = (metric == Metric::Uptime)
                     .then(|| self.uptime.at(timeline.first_minute() + (i as i64 + 1) * step_min))
@@ -157,6 +173,7 @@ async fn load_points_by_minute(
         .iter()
         .map(|_| Folding {
             points: vec![None; timeline.points],
+            sources: vec![None; timeline.points],
             per_minute: vec![(0u64, 0u64); if with_uptime { span } else { 0 }],
         })
         .collect();
@@ -192,6 +209,7 @@ async fn load_points_by_minute(
         .into_iter()
         .map(|folding| GroupSeries {
             points: folding.points.into_iter().map(|p| p.unwrap_or_default()).collect(),
+            sources: folding.sources,
             uptime: UptimeIndex::from_counts(read_from, &folding.per_minute),
             ..GroupSeries::default()
         })
@@ -218,20 +236,21 @@ struct Axis {
 /// One group's points and per-minute counts, being folded.
 struct Folding {
     points: Vec<Option<Arc<Rollup>>>,
+    sources: Vec<Option<(Arc<FoldedHour>, usize)>>,
     per_minute: Vec<(u64, u64)>,
 }
 
 impl Folding {
     /// Adds a folded hour: its points (which lie wholly inside the hour, as the step divides
     /// it) and its per-minute counts, within the chunk.
-    fn place(&mut self, axis: &Axis, hour: Hour, folded: &FoldedHour, (from, to): (i64, i64)) {
+    fn place(&mut self, axis: &Axis, hour: Hour, folded: &Arc<FoldedHour>, (from, to): (i64, i64)) {
         for (j, point) in folded.points.iter().enumerate() {
             let start = hour.first_minute().0 + j as i64 * axis.step;
             if start >= axis.first && start < axis.end && (from..to).contains(&start) {
-                if let Some(slot) =
-                    usize::try_from((start - axis.first) / axis.step).ok().and_then(|i| self.points.get_mut(i))
-                {
+                let Ok(i) = usize::try_from((start - axis.first) / axis.step) else { continue };
+                if let (Some(slot), Some(source)) = (self.points.get_mut(i), self.sources.get_mut(i)) {
                     *slot = Some(point.clone());
+                    *source = Some((folded.clone(), j));
                 }
             }
         }
@@ -271,6 +290,9 @@ impl Folding {
         in_points.sort_by_key(|(i, _)| *i);
         for run in in_points.chunk_by(|a, b| a.0 == b.0) {
             let Some(slot) = self.points.get_mut(run[0].0) else { continue };
+            if let Some(source) = self.sources.get_mut(run[0].0) {
+                *source = None;
+            }
             // A point spanning two chunks already holds the first chunk's part.
             let earlier = slot.take();
             let mut point = Rollup::default();
@@ -291,9 +313,24 @@ impl Folding {
 
 /// One hour of a group, folded at one step: its points (`60 / step` of them) and per-minute
 /// (total, successes) counts.
+#[derive(Debug)]
 pub(crate) struct FoldedHour {
     pub points: Vec<Arc<Rollup>>,
     pub per_minute: Vec<(u64, u64)>,
+    /// Each metric's value at each point, computed once per folded hour: a dashboard refresh
+    /// then evaluates (quantiles from sketches, mostly) only the hours that changed.
+    values: Mutex<HashMap<Metric, Arc<[Option<f64>]>>>,
+}
+
+impl FoldedHour {
+    /// `metric` at every point of the hour (`seconds` per point, fixed by the step).
+    fn values(&self, metric: Metric, seconds: f64) -> Arc<[Option<f64>]> {
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        values
+            .entry(metric)
+            .or_insert_with(|| self.points.iter().map(|p| metric.evaluate(p, seconds, None)).collect())
+            .clone()
+    }
 }
 
 fn fold_hour(hour: Hour, step: i64, blocks: &[&RollupBlock]) -> FoldedHour {
@@ -324,7 +361,7 @@ fn fold_hour(hour: Hour, step: i64, blocks: &[&RollupBlock]) -> FoldedHour {
         }
         points.push(Arc::new(point));
     }
-    FoldedHour { points, per_minute }
+    FoldedHour { points, per_minute, values: Mutex::default() }
 }
 
 /// Folded hours of groups, reused while the store hands out the same hour blocks: a
