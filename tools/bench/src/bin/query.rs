@@ -150,7 +150,9 @@ async fn main() -> anyhow::Result<()> {
     times.sort();
     figure("query_series", series);
     figure("query_p50_ms", format!("{:.2}", percentile(&times, 0.50)));
+    figure("query_p90_ms", format!("{:.2}", percentile(&times, 0.90)));
     figure("query_p99_ms", format!("{:.2}", percentile(&times, 0.99)));
+    figure("query_max_ms", format!("{:.2}", percentile(&times, 1.0)));
 
     // The store's share: the 24 series' minute blocks for the same 24 h, from the warm cache.
     let members: Vec<SeriesKey> = ENDPOINTS
