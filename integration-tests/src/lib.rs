@@ -48,6 +48,29 @@ pub async fn start_with_ready_file(binary: &str, args: &[String], ready_file: &P
     }
 }
 
+/// `mixmon-aggregator` with the config file `config` (in `dir`), ready; and its gRPC address.
+pub async fn start_aggregator(dir: &Path, config: &Path) -> anyhow::Result<(Service, String)> {
+    let ready = dir.join("aggregator.json");
+    let args = ["--config".into(), config.display().to_string(), "--ready-file".into(), ready.display().to_string()];
+    let aggregator = start_with_ready_file("mixmon-aggregator", &args, &ready).await?;
+    let grpc = aggregator.address("grpc")?;
+    Ok((aggregator, grpc))
+}
+
+/// `mixmon-query` on the Redis at `redis_url`, ready; and its base URL.
+pub async fn start_query(dir: &Path, redis_url: &str) -> anyhow::Result<(Service, String)> {
+    let config = write(
+        dir,
+        "query.toml",
+        &format!("listen = \"127.0.0.1:0\"\n[store]\nkind = \"redis\"\nurl = \"{redis_url}\"\n"),
+    )?;
+    let ready = dir.join("query.json");
+    let args = ["--config".into(), config.display().to_string(), "--ready-file".into(), ready.display().to_string()];
+    let query = start_with_ready_file("mixmon-query", &args, &ready).await?;
+    let url = format!("http://{}", query.address("http")?);
+    Ok((query, url))
+}
+
 pub fn start(binary: &str, args: &[String]) -> anyhow::Result<ChildProcess> {
     Ok(ChildProcess::spawn(&binary_path(binary)?, args, &[("RUST_LOG", "info")])?)
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use mixmon_integration_tests::{
-    exact_quantile, read_ground_truth, start, start_with_ready_file, unix_ms, write, Truth,
+    exact_quantile, read_ground_truth, start, start_aggregator, start_query, start_with_ready_file, unix_ms, write,
+    Truth,
 };
 use mixmon_testkit::{http, RedisServer};
 use serde_json::{json, Value};
@@ -120,26 +121,8 @@ async fn injected_faults_show_in_the_datasource_as_measured() -> anyhow::Result<
             slow = pod_address(&sim.ready, "mixer-eu-west-0")?,
         ),
     )?;
-    let aggregator = start_with_ready_file(
-        "mixmon-aggregator",
-        &["--config".into(), aggregator_config.display().to_string(), "--ready-file".into(), path("aggregator.json")],
-        &dir.path().join("aggregator.json"),
-    )
-    .await?;
-    let grpc = aggregator.address("grpc")?;
-
-    let query_config = write(
-        dir.path(),
-        "query.toml",
-        &format!("listen = \"127.0.0.1:0\"\n[store]\nkind = \"redis\"\nurl = \"{}\"\n", redis.url()),
-    )?;
-    let query = start_with_ready_file(
-        "mixmon-query",
-        &["--config".into(), query_config.display().to_string(), "--ready-file".into(), path("query.json")],
-        &dir.path().join("query.json"),
-    )
-    .await?;
-    let query_url = format!("http://{}", query.address("http")?);
+    let (aggregator, grpc) = start_aggregator(dir.path(), &aggregator_config).await?;
+    let (_query, query_url) = start_query(dir.path(), &redis.url()).await?;
 
     let mut probers = Vec::new();
     for region in ["us-west", "eu-west"] {

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use mixmon_integration_tests::{start, start_with_ready_file, unix_ms, write};
+use mixmon_integration_tests::{start, start_aggregator, start_query, start_with_ready_file, unix_ms, write};
 use mixmon_testkit::{http, RedisServer};
 use serde_json::{json, Value};
 
@@ -246,26 +246,8 @@ async fn mixer_scrape_and_pod_sampling_through_the_kubernetes_api() -> anyhow::R
             redis = redis.url(),
         ),
     )?;
-    let aggregator = start_with_ready_file(
-        "mixmon-aggregator",
-        &["--config".into(), aggregator_config.display().to_string(), "--ready-file".into(), path("aggregator.json")],
-        &dir.path().join("aggregator.json"),
-    )
-    .await?;
-    let grpc = aggregator.address("grpc")?;
-
-    let query_config = write(
-        dir.path(),
-        "query.toml",
-        &format!("listen = \"127.0.0.1:0\"\n[store]\nkind = \"redis\"\nurl = \"{}\"\n", redis.url()),
-    )?;
-    let query_service = start_with_ready_file(
-        "mixmon-query",
-        &["--config".into(), query_config.display().to_string(), "--ready-file".into(), path("query.json")],
-        &dir.path().join("query.json"),
-    )
-    .await?;
-    let query_url = format!("http://{}", query_service.address("http")?);
+    let (aggregator, grpc) = start_aggregator(dir.path(), &aggregator_config).await?;
+    let (query_service, query_url) = start_query(dir.path(), &redis.url()).await?;
 
     let prober_config = write(
         dir.path(),
