@@ -30,13 +30,6 @@ impl Record {
             Record::Pod(s) => s.at_ms,
         }
     }
-
-    pub fn as_probe(&self) -> Option<&ProbeResult> {
-        match self {
-            Record::Probe(r) => Some(r),
-            _ => None,
-        }
-    }
 }
 
 impl From<ProbeResult> for Record {

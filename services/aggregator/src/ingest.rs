@@ -98,9 +98,7 @@ pub struct Sorted {
 }
 
 /// Results and samples of a batch: what the size limit counts.
-pub fn batch_size(batch: &pb::ResultBatch) -> usize {
-    batch.results.len() + batch.mixer.len() + batch.nodes.len() + batch.pods.len()
-}
+pub use mixmon_proto::samples::batch_len as batch_size;
 
 /// Why a sample stamped `at_ms` must not be stored, if it must not.
 fn time_refusal(at_ms: i64, now_ms: i64) -> Option<RejectReason> {
