@@ -56,6 +56,8 @@ pub struct HttpProber {
     pub(crate) h2: TlsConnector,
     /// No ALPN, for TCP checks: a server insisting on its own protocol list must not refuse us.
     pub(crate) plain: TlsConnector,
+    /// Keeps the kernel's receive timestamps on between probes (see `rx_clock`).
+    _timestamps: Option<Arc<std::net::UdpSocket>>,
 }
 
 impl std::fmt::Debug for HttpProber {
@@ -88,6 +90,7 @@ impl HttpProber {
             h2_or_http1: config(&[b"h2", b"http/1.1"])?,
             h2: config(&[b"h2"])?,
             plain: config(&[])?,
+            _timestamps: super::rx_clock::keep_kernel_timestamps_on(),
         })
     }
 

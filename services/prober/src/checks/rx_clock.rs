@@ -21,6 +21,16 @@ use nix::sys::time::TimeSpec;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
+/// Linux turns packet timestamping on lazily, and off again when the last socket asking for it
+/// closes; a probe's fresh socket could then see its response arrive before timestamping is
+/// back on (and fall back to its own clock). A socket holding the option for the prober's
+/// lifetime keeps it on.
+pub(crate) fn keep_kernel_timestamps_on() -> Option<Arc<std::net::UdpSocket>> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+    setsockopt(&socket.as_fd(), sockopt::ReceiveTimestampns, &true).ok()?;
+    Some(Arc::new(socket))
+}
+
 /// A kernel receive time older than this is not trusted: the wall clock was stepped.
 const MAX_STAMP_AGE: Duration = Duration::from_secs(60);
 
@@ -137,14 +147,20 @@ mod tests {
 
     #[tokio::test]
     async fn reads_carry_the_kernels_receive_time_from_before_the_read() {
+        let _on = keep_kernel_timestamps_on().expect("timestamps on");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
+            // The kernel turns timestamping on asynchronously: send once it has had time to.
+            wait.await.unwrap();
             socket.write_all(b"hello").await.unwrap();
             socket
         });
         let (mut stream, stamp) = StampedStream::new(TcpStream::connect(addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        go.send(()).unwrap();
         let _server = server.await.unwrap();
         // The data is in the socket; reading it 50 ms later must not move its arrival time.
         tokio::time::sleep(Duration::from_millis(50)).await;
