@@ -4,6 +4,7 @@
 //! Time is always a parameter here (unix milliseconds or [`Minute`]), so every function can be
 //! tested with tables of inputs.
 
+pub mod alert;
 pub mod check;
 pub mod counters;
 pub mod figure_sli;

@@ -1,0 +1,29 @@
+//! Alerting, as pure logic: label sets and matchers with Prometheus' and Alertmanager's
+//! meaning, rules in their validated form, the state machine of an alert instance, the
+//! multi-vantage quorum, SLO burn rates, inhibition and annotation templates.
+//!
+//! The contract between the rule evaluator and the notifier is [`AlertTransition`]: the
+//! evaluator emits one per state change of an [`AlertInstance`]; the history, the
+//! Alertmanager-compatible API and every receiver read that one stream.
+
+pub mod burn;
+pub mod duration;
+pub mod inhibit;
+pub mod labels;
+pub mod machine;
+pub mod matcher;
+pub mod quorum;
+pub mod rule;
+pub mod state;
+pub mod template;
+
+pub use burn::{BurnWindow, Counts, Objective};
+pub use duration::{parse_duration, DurationError, Millis};
+pub use inhibit::{inhibited_by, InhibitRule};
+pub use labels::{is_valid_label_name, Fingerprint, LabelSet, ALERTNAME, SEVERITY};
+pub use machine::{Observation, Step, Timing, Verdict};
+pub use matcher::{matches_all, MatchOp, Matcher, MatcherError};
+pub use quorum::{endpoint_view, isolated_probers, EndpointView, LatestObservation, QuorumSpec, RegionView};
+pub use rule::{Comparison, Condition, EventKind, MaintenanceWindow, Rule, RuleSet, Scope, WindowStat};
+pub use state::{AlertInstance, AlertState, AlertTransition, Notify, Severity};
+pub use template::{Template, TemplateError};
