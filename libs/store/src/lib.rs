@@ -4,9 +4,12 @@
 //!
 //! Both stores pass one conformance suite (`tests/conformance.rs`).
 
+pub mod alerts;
 mod error;
 pub mod keys;
 mod memory;
+mod memory_alerts;
+mod redis_alerts;
 mod redis_store;
 
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use async_trait::async_trait;
 use mixmon_config::Secret;
 use mixmon_model::{Fields, Hour, Minute, ProberId, RawRecord, Rollup, RollupDelta, SeriesKey, Subject};
 
+pub use alerts::{AlertStore, CommitOutcome, Lease, ProbeRequest, ProberSeen, StreamEntry};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use redis_store::{
@@ -56,8 +60,9 @@ pub enum ApplyOutcome {
     Duplicate,
 }
 
+/// Metrics and figures; alert state through the [`AlertStore`] supertrait.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AlertStore + Send + Sync + 'static {
     /// Adds a batch's rollup and figure increments exactly once. Atomic per endpoint (check)
     /// and per subject: for each either its watermark moves and all its increments land, or
     /// nothing of it changes. After an error some endpoints or subjects may be applied; the

@@ -14,6 +14,7 @@ use crate::{ApplyOutcome, BatchId, Store, StoreError, ROLLUP_RETENTION_MINUTES};
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    alerts: crate::memory_alerts::AlertTables,
 }
 
 #[derive(Default)]
@@ -31,6 +32,10 @@ struct Inner {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub(crate) fn alert_tables(&self) -> &crate::memory_alerts::AlertTables {
+        &self.alerts
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

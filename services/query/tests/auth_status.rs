@@ -106,6 +106,8 @@ async fn status_classifies_by_the_operators_thresholds() {
 /// A store whose backend is down.
 struct DownStore;
 
+impl mixmon_store::AlertStore for DownStore {}
+
 #[async_trait]
 impl Store for DownStore {
     async fn apply_batch(&self, _: &BatchId, _: &RollupDelta) -> Result<ApplyOutcome, StoreError> {

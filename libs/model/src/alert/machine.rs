@@ -84,6 +84,8 @@ pub fn step(
         last_bad_ms: None,
         updated_at_ms: now_ms,
         event: false,
+        inhibited_by: Vec::new(),
+        silenced_by: Vec::new(),
     });
     let for_ms = i64::try_from(timing.for_ms).unwrap_or(i64::MAX);
     let keep_ms = i64::try_from(timing.keep_firing_for_ms).unwrap_or(i64::MAX);
@@ -167,6 +169,8 @@ pub fn event(labels: &LabelSet, annotations: BTreeMap<String, String>, value: Op
         last_bad_ms: Some(at_ms),
         updated_at_ms: at_ms,
         event: true,
+        inhibited_by: Vec::new(),
+        silenced_by: Vec::new(),
     };
     let transition = AlertTransition::of(&instance, AlertState::Inactive, at_ms);
     Step { instance: Some(instance), transition: Some(transition) }

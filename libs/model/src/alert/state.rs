@@ -85,6 +85,12 @@ pub struct AlertInstance {
     /// never notified.
     #[serde(default)]
     pub event: bool,
+    /// The firing alerts that mute this one (inhibition), as the evaluator last found them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inhibited_by: Vec<Fingerprint>,
+    /// The silences that mute it, by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silenced_by: Vec<String>,
 }
 
 impl AlertInstance {
@@ -98,6 +104,11 @@ impl AlertInstance {
 
     pub fn severity(&self) -> Option<Severity> {
         Severity::parse(self.labels.get(SEVERITY))
+    }
+
+    /// Muted by an inhibition or a silence: shown, not notified.
+    pub fn is_muted(&self) -> bool {
+        !self.inhibited_by.is_empty() || !self.silenced_by.is_empty()
     }
 }
 
