@@ -23,6 +23,9 @@ pub struct CheckSpec {
     pub id: CheckId,
     pub interval_ms: u32,
     pub timeout_ms: u32,
+    /// Added to the check's own phase (see [`CheckSpec::phase_ms`]); set per prober by the
+    /// aggregator to spread regions over the interval.
+    pub phase_shift_ms: u32,
     pub kind: CheckKind,
 }
 
@@ -332,7 +335,16 @@ impl CheckSpec {
     /// survives restarts and different checks spread over the interval instead of bunching
     /// at its start.
     pub fn phase_ms(&self) -> u64 {
-        fnv1a(self.id.as_str().as_bytes()) % u64::from(self.interval_ms.max(1))
+        let interval = u64::from(self.interval_ms.max(1));
+        (fnv1a(self.id.as_str().as_bytes()) % interval + u64::from(self.phase_shift_ms)) % interval
+    }
+
+    /// The shift that puts the `index`-th of `count` regions at its own slot of the interval,
+    /// so `count` regions together probe once every `interval / count`.
+    pub fn region_shift_ms(interval_ms: u32, index: usize, count: usize) -> u32 {
+        let count = count.max(1) as u64;
+        let slot = (index as u64 % count) * u64::from(interval_ms) / count;
+        u32::try_from(slot).unwrap_or(0)
     }
 
     /// The first scheduled run strictly after `now_ms`: runs sit at `k * interval + phase`.
@@ -510,11 +522,17 @@ mod tests {
     use super::*;
 
     fn http(id: &str, url: &str, interval_ms: u32, timeout_ms: u32) -> CheckSpec {
-        CheckSpec { id: CheckId::new(id).unwrap(), interval_ms, timeout_ms, kind: CheckKind::Http(HttpCheck::get(url)) }
+        CheckSpec {
+            id: CheckId::new(id).unwrap(),
+            interval_ms,
+            timeout_ms,
+            phase_shift_ms: 0,
+            kind: CheckKind::Http(HttpCheck::get(url)),
+        }
     }
 
     fn with_kind(kind: CheckKind) -> CheckSpec {
-        CheckSpec { id: CheckId::new("k").unwrap(), interval_ms: 10_000, timeout_ms: 1_000, kind }
+        CheckSpec { id: CheckId::new("k").unwrap(), interval_ms: 10_000, timeout_ms: 1_000, phase_shift_ms: 0, kind }
     }
 
     #[test]

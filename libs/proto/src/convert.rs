@@ -101,7 +101,9 @@ impl TryFrom<pb::CheckSpec> for CheckSpec {
             }),
             None => return Err(ConvertError::Missing { field: "check.kind" }),
         };
-        let spec = CheckSpec { id: check_id, interval_ms: c.interval_ms, timeout_ms: c.timeout_ms, kind };
+        let phase_shift_ms = if c.interval_ms == 0 { 0 } else { c.phase_shift_ms % c.interval_ms };
+        let spec =
+            CheckSpec { id: check_id, interval_ms: c.interval_ms, timeout_ms: c.timeout_ms, phase_shift_ms, kind };
         let problems = spec.problems();
         if !problems.is_empty() {
             let reason = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
@@ -243,7 +245,13 @@ impl From<&CheckSpec> for pb::CheckSpec {
                 expected: dns.expected.clone(),
             }),
         };
-        pb::CheckSpec { id: c.id.to_string(), interval_ms: c.interval_ms, timeout_ms: c.timeout_ms, kind: Some(kind) }
+        pb::CheckSpec {
+            id: c.id.to_string(),
+            interval_ms: c.interval_ms,
+            timeout_ms: c.timeout_ms,
+            phase_shift_ms: c.phase_shift_ms,
+            kind: Some(kind),
+        }
     }
 }
 
@@ -435,6 +443,7 @@ mod tests {
             id: "api".into(),
             interval_ms: 10_000,
             timeout_ms: 2_000,
+            phase_shift_ms: 0,
             kind: Some(pb::check_spec::Kind::Http(pb::HttpCheck {
                 url: "https://api.example/health".into(),
                 method: String::new(),

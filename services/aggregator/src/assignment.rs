@@ -47,6 +47,9 @@ pub struct AssignmentRule {
 pub struct Assignments {
     /// For each restricted check, who runs it.
     restricted: BTreeMap<CheckId, Selector>,
+    /// The regions probers run in, in order: the `i`-th of `n` runs every check `i / n` of an
+    /// interval after the first, so together they look at an endpoint every interval / n.
+    regions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,9 +101,31 @@ impl Assignments {
             }
         }
         if problems.is_empty() {
-            Ok(Self { restricted })
+            Ok(Self { restricted, regions: Vec::new() })
         } else {
             Err(problems)
+        }
+    }
+
+    /// The same rules, with the region order that spreads probes over each interval.
+    pub fn with_regions(mut self, regions: Vec<String>) -> Self {
+        self.regions = regions;
+        self
+    }
+
+    /// How far into each interval a prober of `region` is shifted: its slot in the region
+    /// order, or (for a region not listed) a fixed slot derived from its name.
+    pub fn phase_shift_ms(&self, region: &str, interval_ms: u32) -> u32 {
+        match self.regions.iter().position(|r| r == region) {
+            Some(index) => CheckSpec::region_shift_ms(interval_ms, index, self.regions.len()),
+            None => {
+                let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+                for byte in region.bytes() {
+                    hash ^= u64::from(byte);
+                    hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+                }
+                u32::try_from(hash % u64::from(interval_ms.max(1))).unwrap_or(0)
+            }
         }
     }
 
@@ -120,7 +145,10 @@ impl Assignments {
             .checks
             .iter()
             .filter(|(id, _)| self.runs(prober, id))
-            .map(|(id, spec)| (id.clone(), spec.clone()))
+            .map(|(id, spec)| {
+                let phase_shift_ms = self.phase_shift_ms(prober.region.as_str(), spec.interval_ms);
+                (id.clone(), CheckSpec { phase_shift_ms, ..spec.clone() })
+            })
             .collect();
         if self.restricted.is_empty() {
             return (catalogue.version, checks);
@@ -176,6 +204,28 @@ mod tests {
             node: id.into(),
             version: "0".into(),
         }
+    }
+
+    #[test]
+    fn regions_are_spread_evenly_over_each_interval() {
+        let catalogue = catalogue(&["api", "edge"], 5);
+        let regions: Vec<String> = ["us-west", "us-east", "eu-west", "ap"].map(String::from).to_vec();
+        let assignments = Assignments::default().with_regions(regions.clone());
+        let api = CheckId::new("api").unwrap();
+        // Where each region's run of `api` falls in the interval.
+        let mut phases: Vec<u64> = regions
+            .iter()
+            .map(|region| assignments.view(&catalogue, &prober(&format!("p-{region}"), region)).1[&api].phase_ms())
+            .collect();
+        phases.sort_unstable();
+        let gaps: Vec<u64> = phases.windows(2).map(|w| w[1] - w[0]).chain([phases[0] + 5_000 - phases[3]]).collect();
+        assert_eq!(gaps, [1_250; 4], "four regions look at the endpoint every 1.25 s: {phases:?}");
+        // Fixed: the same prober gets the same phase every time; an unlisted region a stable one.
+        let again = assignments.view(&catalogue, &prober("p-ap", "ap")).1[&api].phase_ms();
+        assert!(phases.contains(&again));
+        let other = assignments.phase_shift_ms("sa-east", 5_000);
+        assert_eq!(other, assignments.phase_shift_ms("sa-east", 5_000));
+        assert!(other < 5_000);
     }
 
     fn rule(checks: &[&str], regions: &[&str], probers: &[&str]) -> AssignmentRule {

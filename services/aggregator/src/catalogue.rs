@@ -74,7 +74,7 @@ impl Catalogue {
             let timeout_ms = check.timeout_ms.unwrap_or(config.defaults.timeout_ms.min(interval_ms));
             let (kind, kind_problems) = check_kind(check);
             problems.extend(kind_problems.into_iter().map(|p| format!("checks[{index}] ({id}): {p}")));
-            let spec = CheckSpec { id: id.clone(), interval_ms, timeout_ms, kind };
+            let spec = CheckSpec { id: id.clone(), interval_ms, timeout_ms, phase_shift_ms: 0, kind };
             problems.extend(spec.problems().iter().map(|p| format!("checks[{index}]: {p}")));
             if check.check_type == CheckType::Http && check.expected_status.is_empty() {
                 problems.push(format!("checks[{index}]: expected_status must not be empty"));

@@ -39,6 +39,12 @@ pub struct AggregatorConfig {
     /// Rules narrowing which probers run which checks (by default all run all).
     #[serde(default)]
     pub assignments: Vec<crate::assignment::AssignmentRule>,
+    /// The regions probers run in, in order (e.g. `["us-west", "us-east", "eu-west", "ap"]`):
+    /// the probers of the `i`-th of `n` regions run each check `i / n` of its interval after
+    /// the first, so together they look at an endpoint every interval / n and an outage is
+    /// seen sooner. A region not listed gets a fixed slot from its name.
+    #[serde(default)]
+    pub regions: Vec<String>,
 }
 
 fn default_listen() -> String {

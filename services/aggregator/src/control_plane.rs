@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use mixmon_model::ProberIdentity;
 use mixmon_proto::pb;
-use mixmon_store::{ApplyOutcome, BatchId, Store, StoreError};
+use mixmon_store::{ApplyOutcome, BatchId, ProbeRequest, Store, StoreError};
 use pb::control_plane_server::ControlPlane;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::assignment::{self, Published};
 use crate::ingest::{self, IngestStats, MAX_BATCH_RESULTS};
+use crate::observations::Observations;
 use crate::registry::{LivenessEvent, Registry, HEARTBEAT_INTERVAL_MS};
 use crate::unix_ms;
 
@@ -34,6 +35,10 @@ pub struct ControlPlaneState {
     /// One permit per open report stream; when none is left a new stream is refused with
     /// `RESOURCE_EXHAUSTED` and the prober backs off.
     pub report_streams: Arc<tokio::sync::Semaphore>,
+    /// Latest observations and liveness for the rule evaluator, kept at ingest.
+    pub observations: Arc<Observations>,
+    /// Probe requests from any replica, relayed to this replica's assignment streams.
+    pub probe_requests: broadcast::Sender<ProbeRequest>,
 }
 
 #[derive(Clone)]
@@ -97,6 +102,7 @@ impl ControlPlane for ControlPlaneService {
         let mut catalogue = self.state.catalogue.clone();
         let mut stopping = self.state.stopping.clone();
         let registry = self.state.registry.clone();
+        let mut probe_requests = self.state.probe_requests.subscribe();
         tokio::spawn(async move {
             let published = catalogue.borrow_and_update().clone();
             let (version, mut current) = published.assignments.view(&published.catalogue, &identity);
@@ -105,6 +111,7 @@ impl ControlPlane for ControlPlaneService {
                 version,
                 checks: current.values().map(pb::CheckSpec::from).collect(),
                 removed_check_ids: Vec::new(),
+                probe_now_check_ids: Vec::new(),
             };
             if tx.send(Ok(snapshot)).await.is_err() {
                 return;
@@ -128,6 +135,7 @@ impl ControlPlane for ControlPlaneService {
                             version,
                             checks: upserts.iter().map(pb::CheckSpec::from).collect(),
                             removed_check_ids: removed.iter().map(ToString::to_string).collect(),
+                            probe_now_check_ids: Vec::new(),
                         };
                         if tx.send(Ok(delta)).await.is_err() {
                             return;
@@ -135,6 +143,30 @@ impl ControlPlane for ControlPlaneService {
                         registry.assignment_sent(&identity.id, version, crate::unix_ms());
                         tracing::debug!(prober = %identity.id, version, "assignment change sent");
                         current = next;
+                    }
+                    request = probe_requests.recv() => {
+                        let request = match request {
+                            Ok(request) => request,
+                            // Missed requests are stale by now; the schedule covers them.
+                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        };
+                        let asked = request.except_region != identity.region.as_str()
+                            && current.keys().any(|id| id.as_str() == request.check);
+                        if !asked {
+                            continue;
+                        }
+                        let version = catalogue.borrow().assignments.view(&catalogue.borrow().catalogue, &identity).0;
+                        let probe_now = pb::AssignmentUpdate {
+                            kind: pb::assignment_update::Kind::ProbeNow as i32,
+                            version,
+                            checks: Vec::new(),
+                            removed_check_ids: Vec::new(),
+                            probe_now_check_ids: vec![request.check],
+                        };
+                        if tx.send(Ok(probe_now)).await.is_err() {
+                            return;
+                        }
                     }
                     _ = tx.closed() => return,
                     _ = stopping.changed() => return,
@@ -211,6 +243,7 @@ async fn serve_batches(
         };
         let Some(message) = message else { return Ok(()) };
         log_liveness(state.registry.seen(identity, unix_ms()));
+        state.observations.seen(identity, unix_ms());
         let batch = match message.msg {
             Some(pb::report_request::Msg::Batch(batch)) => batch,
             Some(pb::report_request::Msg::Heartbeat(_)) => continue,
@@ -257,6 +290,12 @@ async fn serve_batches(
             ApplyOutcome::Duplicate => {
                 state.stats.batches_duplicate.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        // After the store took the batch, before the ack: the evaluator's view of each
+        // endpoint moves with what was stored. A failure here loses no data (the rollups are
+        // in), only freshness, which the next batch restores.
+        if let Err(err) = state.observations.record(state.store.as_ref(), identity, &sorted.outcomes, unix_ms()).await {
+            tracing::warn!(prober = %identity.id, seq, error = %err, "latest observations not recorded");
         }
         send_ack(tx, pb::report_ack::Msg::AckedSeq(seq)).await?;
     }

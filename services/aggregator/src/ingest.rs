@@ -95,6 +95,36 @@ pub struct Sorted {
     pub rejected: Vec<(RejectReason, u64)>,
     /// Samples folded into `delta.figures`.
     pub samples: u64,
+    /// Each stored probe's outcome, in the order of the batch, one per (check, start): a check
+    /// probed at several addresses at once (`each_address`) failed if any address failed.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// What one probe found, as the latest-observation tracker needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub check: mixmon_model::CheckId,
+    pub started_ms: i64,
+    pub ok: bool,
+    pub failure: Option<mixmon_model::FailureKind>,
+}
+
+fn add_outcome(outcomes: &mut Vec<Outcome>, result: &ProbeResult) {
+    let same = outcomes.iter_mut().rev().find(|o| o.check == result.check_id && o.started_ms == result.started_at_ms);
+    match same {
+        Some(outcome) => {
+            if result.failure.is_some() && outcome.ok {
+                outcome.ok = false;
+                outcome.failure = result.failure;
+            }
+        }
+        None => outcomes.push(Outcome {
+            check: result.check_id.clone(),
+            started_ms: result.started_at_ms,
+            ok: result.failure.is_none(),
+            failure: result.failure,
+        }),
+    }
 }
 
 /// Results and samples of a batch: what the size limit counts.
@@ -172,6 +202,7 @@ pub fn sort_report(region: &Region, catalogue: &Catalogue, batch: pb::ResultBatc
                 let reason = refusal(&result, catalogue, now_ms);
                 if reason.is_none() {
                     sorted.delta.add(region, &result);
+                    add_outcome(&mut sorted.outcomes, &result);
                 }
                 reason
             }
@@ -197,6 +228,7 @@ mod tests {
             id: CheckId::new("api").unwrap(),
             interval_ms: 1_000,
             timeout_ms: 1_000,
+            phase_shift_ms: 0,
             kind: CheckKind::Http(HttpCheck {
                 url: "http://h".into(),
                 method: "GET".into(),

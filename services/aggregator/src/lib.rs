@@ -11,6 +11,7 @@ pub mod catalogue;
 pub mod config;
 pub mod control_plane;
 pub mod ingest;
+pub mod observations;
 pub mod registry;
 pub mod reload;
 pub mod server;

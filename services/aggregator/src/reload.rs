@@ -36,6 +36,7 @@ pub fn resolve(
         Ok(catalogue) => {
             let labels = config.checks.iter().map(|c| (c.id.clone(), c.labels.clone())).collect();
             Assignments::resolve(&config.assignments, catalogue, &labels)
+                .map(|a| a.with_regions(config.regions.clone()))
         }
         // Rules are only checked against a valid catalogue.
         Err(_) => Ok(Assignments::default()),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mixmon_config::Secret;
 use mixmon_proto::pb::control_plane_server::ControlPlaneServer;
-use mixmon_store::Store;
+use mixmon_store::{ProbeRequest, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -20,6 +20,7 @@ use crate::assignment::{Assignments, Published};
 use crate::catalogue::Catalogue;
 use crate::control_plane::{log_liveness, ControlPlaneService, ControlPlaneState};
 use crate::ingest::IngestStats;
+use crate::observations::{Observations, LIVENESS_FLUSH};
 use crate::registry::Registry;
 use crate::{unix_ms, AggregatorError};
 
@@ -108,6 +109,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AggregatorError> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let observations = Arc::new(Observations::default());
+    let (probe_requests, _) = tokio::sync::broadcast::channel(PROBE_REQUEST_BACKLOG);
+    let relay = tokio::spawn(relay_probe_requests(options.store.clone(), probe_requests.clone()));
+    let liveness = tokio::spawn(flush_liveness(options.store.clone(), observations.clone()));
     let state = ControlPlaneState {
         catalogue: options.catalogue.sender.subscribe(),
         store: options.store,
@@ -115,6 +120,8 @@ pub async fn serve(
         stats: options.stats,
         stopping: stop_rx,
         report_streams: Arc::new(tokio::sync::Semaphore::new(MAX_REPORT_STREAMS)),
+        observations,
+        probe_requests,
     };
     let control_plane = ControlPlaneServer::new(ControlPlaneService::new(state))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -168,5 +175,49 @@ pub async fn serve(
         }
     };
     sweeper.abort();
+    relay.abort();
+    liveness.abort();
     result
+}
+
+/// Probe requests a replica's assignment streams may fall behind by.
+const PROBE_REQUEST_BACKLOG: usize = 256;
+
+/// Relays probe requests published by any replica to this replica's assignment streams,
+/// subscribing again (with backoff) whenever the store's subscription breaks.
+async fn relay_probe_requests(store: Arc<dyn Store>, local: tokio::sync::broadcast::Sender<ProbeRequest>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match store.subscribe_probe_requests().await {
+            Ok(mut rx) => {
+                delay = Duration::from_millis(200);
+                loop {
+                    match rx.recv().await {
+                        Ok(request) => {
+                            let _ = local.send(request);
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::debug!(missed = n, "probe requests came faster than they were relayed");
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            }
+            Err(err) => tracing::debug!(error = %err, "no probe-request subscription; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Writes prober liveness to the store every [`LIVENESS_FLUSH`], for the evaluator.
+async fn flush_liveness(store: Arc<dyn Store>, observations: Arc<Observations>) {
+    let mut tick = tokio::time::interval(LIVENESS_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        if let Err(err) = observations.flush_liveness(store.as_ref()).await {
+            tracing::debug!(error = %err, "prober liveness not written; kept for the next flush");
+        }
+    }
 }

@@ -281,6 +281,15 @@ fn apply_assignment(scheduler: &mut Scheduler, update: pb::AssignmentUpdate) -> 
         }
     }
     match pb::assignment_update::Kind::try_from(update.kind) {
+        Ok(pb::assignment_update::Kind::ProbeNow) => {
+            for id in update.probe_now_check_ids.iter().filter_map(|id| CheckId::new(id.as_str()).ok()) {
+                if scheduler.run_now(&id, unix_ms()) {
+                    tracing::debug!(check = %id, "probing now: a second opinion was asked for");
+                }
+            }
+            // Not a new assignment: nothing to confirm.
+            return false;
+        }
         Ok(pb::assignment_update::Kind::Snapshot) => scheduler.apply_snapshot(update.version, checks),
         Ok(pb::assignment_update::Kind::Delta) => {
             let removed = update.removed_check_ids.into_iter().filter_map(|id| CheckId::new(id).ok()).collect();

@@ -18,7 +18,13 @@ use tokio::net::{TcpListener, UdpSocket};
 const DEADLINE: Duration = Duration::from_secs(15);
 
 fn spec(kind: CheckKind) -> CheckSpec {
-    CheckSpec { id: CheckId::new("kinds").expect("id"), interval_ms: 10_000, timeout_ms: 3_000, kind }
+    CheckSpec {
+        id: CheckId::new("kinds").expect("id"),
+        interval_ms: 10_000,
+        timeout_ms: 3_000,
+        phase_shift_ms: 0,
+        kind,
+    }
 }
 
 async fn run_with(prober: &HttpProber, kind: CheckKind) -> Vec<ProbeResult> {

@@ -84,6 +84,7 @@ async fn probe(prober: &HttpProber, http: HttpCheck) -> ProbeResult {
         id: CheckId::new("h2-check").expect("id"),
         interval_ms: 10_000,
         timeout_ms: 5_000,
+        phase_shift_ms: 0,
         kind: CheckKind::Http(http.clone()),
     };
     tokio::time::timeout(Duration::from_secs(15), prober.probe(&spec, &http, 1_700_000_000_000))

@@ -22,6 +22,7 @@ fn spec(url: &str, timeout_ms: u32, expected_status: &[u16]) -> (CheckSpec, Http
         id: CheckId::new("test-check").expect("a valid id"),
         interval_ms: 10_000,
         timeout_ms,
+        phase_shift_ms: 0,
         kind: CheckKind::Http(http.clone()),
     };
     (spec, http)

@@ -382,6 +382,7 @@ fn check(port: u16, id: u64) -> (CheckSpec, HttpCheck) {
         id: CheckId::new("bench").expect("a valid literal id"),
         interval_ms: 10_000,
         timeout_ms: 5_000,
+        phase_shift_ms: 0,
         kind: CheckKind::Http(http.clone()),
     };
     (spec, http)
