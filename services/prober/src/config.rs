@@ -22,6 +22,9 @@ pub struct ProberConfig {
     pub batch: BatchConfig,
     #[serde(default)]
     pub debug: DebugConfig,
+    /// How probes are sent (`[probe]`).
+    #[serde(default)]
+    pub probe: ProbeConfig,
     /// Scraping the mixer pods' `/metrics` (off unless present).
     pub scrape: Option<ScrapeConfig>,
     /// Sampling this node (off unless present).
@@ -177,6 +180,28 @@ fn default_flush_interval_ms() -> u64 {
     200
 }
 
+/// `[probe]`: how every probe connection is made.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// The local address every probe connection (HTTP(S), TCP, gRPC, DNS over UDP) is made
+    /// from, as the blackbox exporter's `source_ip_address`; it must be an address of this
+    /// host. Absent or empty: the kernel chooses by route.
+    pub source_ip: Option<String>,
+}
+
+impl ProbeConfig {
+    /// `source_ip` parsed; whether it is local is checked by [`ProberConfig::probe_source_ip`].
+    pub fn source_ip(&self) -> Result<Option<std::net::IpAddr>, ProberError> {
+        match self.source_ip.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| {
+                ProberError::Config(format!("probe.source_ip: {text:?} is not an IP address (e.g. \"10.0.0.5\")"))
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DebugConfig {
@@ -205,6 +230,18 @@ impl ProberConfig {
             node,
             version: env!("CARGO_PKG_VERSION").into(),
         })
+    }
+
+    /// `[probe] source_ip`, parsed and checked the way the prober checks it at start: a
+    /// socket must bind to it, so an address of another host fails here, naming the setting.
+    pub fn probe_source_ip(&self) -> Result<Option<std::net::IpAddr>, ProberError> {
+        let Some(ip) = self.probe.source_ip()? else { return Ok(None) };
+        crate::checks::check_source_ip(ip).map_err(|e| {
+            ProberError::Config(format!(
+                "probe.source_ip: cannot send probes from {ip}: {e} (it must be an address of this host)"
+            ))
+        })?;
+        Ok(Some(ip))
     }
 
     pub fn aggregator_endpoints(&self) -> Result<Vec<tonic::transport::Endpoint>, ProberError> {
@@ -495,6 +532,25 @@ mod tests {
         let config: ProberConfig =
             mixmon_config::parse_with_env("p.toml", "[buffer]\nmax_bytes = 10\n", Vec::new()).unwrap();
         assert!(config.buffer.options().unwrap_err().to_string().contains("buffer.max_bytes"));
+    }
+
+    #[test]
+    fn the_probe_source_must_be_an_address_of_this_host() {
+        let parse = |text: &str| -> ProberConfig { mixmon_config::parse_with_env("p.toml", text, Vec::new()).unwrap() };
+        assert_eq!(ProberConfig::default().probe_source_ip().unwrap(), None);
+        assert_eq!(parse("[probe]\nsource_ip = \"\"\n").probe_source_ip().unwrap(), None);
+        let local = parse("[probe]\nsource_ip = \"127.0.0.3\"\n");
+        assert_eq!(local.probe_source_ip().unwrap(), Some(std::net::IpAddr::from([127, 0, 0, 3])));
+        for (text, part) in [
+            ("[probe]\nsource_ip = \"127.0.0\"\n", "is not an IP address"),
+            // TEST-NET-1 (RFC 5737): never an address of this host.
+            ("[probe]\nsource_ip = \"192.0.2.1\"\n", "cannot send probes from 192.0.2.1"),
+        ] {
+            let err = parse(text).probe_source_ip().unwrap_err().to_string();
+            assert!(err.contains("probe.source_ip") && err.contains(part), "{err}");
+        }
+        let typo = mixmon_config::parse_with_env::<ProberConfig>("p.toml", "[probe]\nsource = \"x\"", Vec::new());
+        assert!(typo.unwrap_err().to_string().contains("source"));
     }
 
     #[test]
