@@ -314,13 +314,17 @@ pub struct KubernetesConfig {
     pub discovery_interval_ms: u64,
 }
 
-/// `[node]`: sampling this node from `/proc`.
+/// `[node]`: sampling this node, from `/proc` or from its kubelet.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     #[serde(default = "default_observe_interval_ms")]
     pub interval_ms: u64,
-    /// The node's `/proc` (mounted at `/host/proc` in a container).
+    /// `"proc"` (default): `/proc` and `statvfs` here; `"kubelet"`: the node's kubelet stats
+    /// summary through `[scrape.kubernetes]`'s API (needs `get` on `nodes` and `nodes/proxy`).
+    #[serde(default)]
+    pub source: crate::observe::node::NodeSource,
+    /// The node's `/proc` (mounted at `/host/proc` in a container), for `source = "proc"`.
     #[serde(default = "default_proc_root")]
     pub proc_root: PathBuf,
 }
@@ -472,8 +476,15 @@ impl ProberConfig {
             out.scrape = Some(ScrapeObserve { settings, targets });
         }
         if let Some(node) = &self.node {
+            if node.source == crate::observe::node::NodeSource::Kubelet && out.kubernetes.is_none() {
+                return Err(ProberError::Config(
+                    "node.source = \"kubelet\" reads the node through the Kubernetes API; configure [scrape.kubernetes]"
+                        .into(),
+                ));
+            }
             out.node = Some(crate::observe::node::NodeSettings {
                 interval: interval("node.interval_ms", node.interval_ms)?,
+                source: node.source,
                 proc_root: node.proc_root.clone(),
             });
         }
@@ -609,7 +620,8 @@ mod tests {
             ("app=ai-mixer", None, 8080, "/metrics")
         );
         assert_eq!(k.discovery_interval, std::time::Duration::from_secs(30));
-        assert_eq!(all.node.unwrap().proc_root, PathBuf::from("/proc"));
+        let node = all.node.unwrap();
+        assert_eq!((node.proc_root, node.source), (PathBuf::from("/proc"), crate::observe::node::NodeSource::Proc));
         assert_eq!(all.pods.unwrap().namespace, None);
 
         // Defaults: only the section headers.
@@ -622,6 +634,8 @@ mod tests {
             (None, "app=ai-mixer", 8080, "/metrics")
         );
         assert_eq!(defaults.node.unwrap().interval.as_millis(), 15_000);
+        let kubelet = observe("[scrape.kubernetes]\n[node]\nsource = \"kubelet\"\n").unwrap();
+        assert_eq!(kubelet.node.unwrap().source, crate::observe::node::NodeSource::Kubelet);
         assert_eq!(defaults.pods.unwrap().namespace.as_deref(), Some("audio"));
     }
 
@@ -653,6 +667,8 @@ mod tests {
             ("[scrape]\nintervall_ms = 5\n".to_owned(), "intervall_ms"),
             ("[scrape.kubernetes]\nlabels = \"x\"\n".to_owned(), "labels"),
             ("[node]\nproc = \"/x\"\n".to_owned(), "proc"),
+            ("[node]\nsource = \"kubelet\"\n".to_owned(), "[scrape.kubernetes]"),
+            ("[scrape.kubernetes]\n[node]\nsource = \"sysfs\"\n".to_owned(), "sysfs"),
         ];
         for (text, key) in cases {
             let err = observe(&text).err().unwrap_or_else(|| panic!("accepted: {text}"));

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -19,7 +20,6 @@ use mixmon_model::{
 use mixmon_prober::checks::{self, HttpProber};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use futures::StreamExt as _;
 
 /// On Linux every address of 127.0.0.0/8 is this host's; the servers listen on 127.0.0.1.
 const SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
@@ -41,7 +41,8 @@ impl Peers {
     /// The peers once `n` were seen: a connect-only probe can end before the server accepts.
     async fn first(&self, n: usize) -> Vec<IpAddr> {
         let seen = || self.0.lock().expect("lock").len() >= n;
-        let waited = mixmon_testkit::eventually(DEADLINE, Duration::from_millis(10), || std::future::ready(seen())).await;
+        let waited =
+            mixmon_testkit::eventually(DEADLINE, Duration::from_millis(10), || std::future::ready(seen())).await;
         assert!(waited.is_ok(), "{n} connections were not accepted in time");
         self.seen()
     }
@@ -156,7 +157,8 @@ async fn http_https_and_http2_probes_come_from_the_source_address() {
 #[tokio::test]
 async fn tcp_and_grpc_probes_come_from_the_source_address() {
     let (tcp_addr, tcp_peers) = listen(|_| async {}).await;
-    let tcp = TcpCheck { host: "127.0.0.1".into(), port: tcp_addr.port(), tls: false, address: AddressPolicy::default() };
+    let tcp =
+        TcpCheck { host: "127.0.0.1".into(), port: tcp_addr.port(), tls: false, address: AddressPolicy::default() };
     let result = run_one(&from_source(), CheckKind::Tcp(tcp)).await;
     assert!(result.success(), "{result:#?}");
     assert_eq!(tcp_peers.first(1).await, [SOURCE]);
@@ -239,7 +241,8 @@ async fn a_source_that_is_not_local_stops_the_prober_at_start() {
         "[identity]\nid = \"p1\"\nregion = \"eu-west\"\n[buffer]\ndir = \"{}\"\n[probe]\nsource_ip = \"192.0.2.1\"\n",
         dir.path().display()
     );
-    let config: mixmon_prober::ProberConfig = mixmon_config::parse_with_env("p.toml", &text, Vec::new()).expect("parses");
+    let config: mixmon_prober::ProberConfig =
+        mixmon_config::parse_with_env("p.toml", &text, Vec::new()).expect("parses");
     let outcome = tokio::time::timeout(DEADLINE, mixmon_prober::run(config, std::future::pending())).await;
     let error = outcome.expect("fails at once").expect_err("refused").to_string();
     assert!(error.contains("probe.source_ip") && error.contains("192.0.2.1"), "{error}");
