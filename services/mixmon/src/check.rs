@@ -42,13 +42,15 @@ pub fn validate(catalogue: Option<&Path>, prober: Option<&Path>) -> anyhow::Resu
     if let Some(path) = prober {
         // Everything the prober checks at start, without starting it: the file and the
         // environment overrides, identity, aggregator addresses, token, buffer, the probes'
-        // source address (bindable here) and observers.
+        // source address and observers.
         let config: mixmon_prober::ProberConfig = mixmon_config::load(Some(path), mixmon_config::process_env())?;
         let identity = config.identity().with_context(|| format!("{}", path.display()))?;
         config.aggregator_endpoints().with_context(|| format!("{}", path.display()))?;
         config.aggregator.token().with_context(|| format!("{}", path.display()))?;
         config.buffer.options().with_context(|| format!("{}", path.display()))?;
-        let source_ip = config.probe_source_ip().with_context(|| format!("{}", path.display()))?;
+        // Parsed only: whether it is an address of the host is for the prober's own start (this
+        // may well run elsewhere, in CI).
+        let source_ip = config.probe.source_ip().with_context(|| format!("{}", path.display()))?;
         let observe = config.observe().with_context(|| format!("{}", path.display()))?;
         let mut observers = Vec::new();
         if let Some(scrape) = &observe.scrape {
