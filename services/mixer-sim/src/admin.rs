@@ -1,5 +1,6 @@
-//! The admin HTTP API: list the fleet, set and clear faults, restart pods, and the read-only
-//! Kubernetes API under `/k8s` (see `k8s.rs`); optionally behind a bearer token.
+//! The admin HTTP API: list the fleet, set and clear faults (pods, regions, endpoints, nodes,
+//! clients), restart pods, and the read-only Kubernetes API under `/k8s` (see `k8s.rs`);
+//! optionally behind a bearer token.
 
 use std::sync::Arc;
 
@@ -10,25 +11,30 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::error::SimError;
 use crate::fault::Fault;
-use crate::fleet::Fleet;
+use crate::net_fault::{ClientCut, EndpointFault};
+use crate::node::NodeFault;
+
+use crate::controls::Controls;
+use crate::error::SimError;
 use crate::handle::SimAddresses;
 use crate::k8s;
+use crate::net_fault::parse_client;
 
 #[derive(Clone)]
 struct AdminState {
-    fleet: Arc<Fleet>,
+    controls: Controls,
     addresses: Arc<SimAddresses>,
     token: Option<Arc<str>>,
 }
 
-pub(crate) fn router(fleet: Arc<Fleet>, addresses: Arc<SimAddresses>, token: Option<String>) -> Router {
+pub(crate) fn router(controls: Controls, addresses: Arc<SimAddresses>, token: Option<String>) -> Router {
     let pod_addrs = addresses.pods.iter().map(|p| (p.name.clone(), p.addr)).collect();
-    let kube = k8s::router(Arc::clone(&fleet), pod_addrs);
-    let state = AdminState { fleet, addresses, token: token.map(Arc::from) };
+    let kube = k8s::router(Arc::clone(&controls.fleet), pod_addrs);
+    let state = AdminState { controls, addresses, token: token.map(Arc::from) };
     Router::new()
         .route("/pods", get(pods))
         .route("/endpoints", get(endpoints))
@@ -36,6 +42,9 @@ pub(crate) fn router(fleet: Arc<Fleet>, addresses: Arc<SimAddresses>, token: Opt
         .route("/faults", get(faults).delete(clear_faults))
         .route("/faults/pods/{pod}", put(set_pod_fault))
         .route("/faults/regions/{region}", put(set_region_fault))
+        .route("/faults/endpoints/{endpoint}", put(set_endpoint_fault))
+        .route("/faults/nodes/{node}", put(set_node_fault))
+        .route("/faults/clients/{client}", put(set_client_cut))
         .route("/pods/{pod}/restart", post(restart_pod))
         .nest("/k8s", kube)
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
@@ -54,9 +63,12 @@ impl IntoResponse for ApiError {
 impl From<SimError> for ApiError {
     fn from(error: SimError) -> Self {
         let status = match error {
-            SimError::UnknownPod(_) | SimError::UnknownRegion(_) => StatusCode::NOT_FOUND,
-            SimError::InvalidFault(_) | SimError::Config(_) => StatusCode::BAD_REQUEST,
-            SimError::Bind { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            SimError::UnknownPod(_)
+            | SimError::UnknownRegion(_)
+            | SimError::UnknownEndpoint(_)
+            | SimError::UnknownNode(_) => StatusCode::NOT_FOUND,
+            SimError::InvalidFault(_) | SimError::InvalidCut(_) | SimError::Config(_) => StatusCode::BAD_REQUEST,
+            SimError::Bind { .. } | SimError::Reopen { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self(status, error.to_string())
     }
@@ -90,16 +102,16 @@ async fn endpoints(State(state): State<AdminState>) -> Response {
 }
 
 async fn scrapes(State(state): State<AdminState>) -> Response {
-    Json(state.fleet.scrapes()).into_response()
+    Json(state.controls.fleet.scrapes()).into_response()
 }
 
 async fn faults(State(state): State<AdminState>) -> Response {
-    Json(state.fleet.faults()).into_response()
+    Json(state.controls.faults()).into_response()
 }
 
-async fn clear_faults(State(state): State<AdminState>) -> StatusCode {
-    state.fleet.clear_faults();
-    StatusCode::NO_CONTENT
+async fn clear_faults(State(state): State<AdminState>) -> Result<StatusCode, ApiError> {
+    state.controls.clear_faults()?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn set_pod_fault(
@@ -107,8 +119,8 @@ async fn set_pod_fault(
     Path(pod): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let fault = parse_fault(&body)?;
-    let pods = state.fleet.set_pod_fault(&pod, fault.clone())?;
+    let fault: Fault = parse_body(&body)?;
+    let pods = state.controls.fleet.set_pod_fault(&pod, fault.clone())?;
     Ok(Json(json!({"pods": pods, "fault": fault})).into_response())
 }
 
@@ -117,19 +129,50 @@ async fn set_region_fault(
     Path(region): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let fault = parse_fault(&body)?;
-    let pods = state.fleet.set_region_fault(&region, fault.clone())?;
+    let fault: Fault = parse_body(&body)?;
+    let pods = state.controls.fleet.set_region_fault(&region, fault.clone())?;
     Ok(Json(json!({"pods": pods, "fault": fault})).into_response())
 }
 
+async fn set_endpoint_fault(
+    State(state): State<AdminState>,
+    Path(endpoint): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let fault: EndpointFault = parse_body(&body)?;
+    state.controls.set_endpoint_fault(&endpoint, fault.clone())?;
+    Ok(Json(json!({"endpoint": endpoint, "fault": fault})).into_response())
+}
+
+async fn set_node_fault(
+    State(state): State<AdminState>,
+    Path(node): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let fault: NodeFault = parse_body(&body)?;
+    state.controls.fleet.set_node_fault(&node, fault.clone())?;
+    Ok(Json(json!({"node": node, "fault": fault})).into_response())
+}
+
+async fn set_client_cut(
+    State(state): State<AdminState>,
+    Path(client): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let cut: ClientCut = parse_body(&body)?;
+    let ip = parse_client(&client).map_err(SimError::from)?;
+    state.controls.set_client_cut(ip, cut)?;
+    Ok(Json(json!({"client": ip, "cut": cut})).into_response())
+}
+
 async fn restart_pod(State(state): State<AdminState>, Path(pod): Path<String>) -> Result<StatusCode, ApiError> {
-    state.fleet.restart_pod(&pod)?;
+    state.controls.fleet.restart_pod(&pod)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Parses the body ourselves (not `Json<Fault>`) so that every malformed body, whatever its
+/// Parses the body ourselves (not `Json<T>`) so that every malformed body, whatever its
 /// content type, is a 400 with the same `{"message"}` shape.
-fn parse_fault(body: &[u8]) -> Result<Fault, ApiError> {
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|error| ApiError(StatusCode::BAD_REQUEST, format!("invalid fault body: {error}")))
 }

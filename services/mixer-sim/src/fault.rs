@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 /// Longest added latency; beyond it a "latency" fault is really a hang and should say so.
-const MAX_LATENCY_MS: u64 = 3_600_000;
+pub(crate) const MAX_LATENCY_MS: u64 = 3_600_000;
+/// The largest traffic factor: ten times the configured rate is a surge, more is a typo.
+const MAX_TRAFFIC_FACTOR: f64 = 10.0;
 /// Peak levels outside this range are not something a mixer can report.
 const PEAK_DB_RANGE: std::ops::RangeInclusive<f64> = -200.0..=20.0;
 /// Error shares are applied in parts per million so that shares like 0.1 stay exact.
@@ -31,6 +33,10 @@ pub struct Fault {
     /// `process_resident_memory_bytes` and in `metrics.k8s.io`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_pressure: Option<f64>,
+    /// Scales the pod's simulated request rate (0..=10; absent: 1): 0.01 leaves a region's
+    /// pods up and scrapeable while it serves a trickle of requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic_factor: Option<f64>,
 }
 
 /// Down whenever `unix_time_ms % (period_s * 1000) < down_s * 1000`.
@@ -52,6 +58,10 @@ pub enum FaultError {
     PeakDb(f64),
     #[error("memory_pressure must be a fraction in 0..=1 of the memory limit, got {0}")]
     MemoryPressure(f64),
+    #[error("{name} must be a fraction in 0..=1 of the node's capacity, got {value}")]
+    NodeRatio { name: &'static str, value: f64 },
+    #[error("traffic_factor must be a number in 0..=10, got {0}")]
+    TrafficFactor(f64),
     #[error("down_schedule.period_s must be at least 1")]
     ZeroPeriod,
     #[error("down_schedule.down_s ({down_s}) must not exceed period_s ({period_s})")]
@@ -78,6 +88,11 @@ impl Fault {
                 return Err(FaultError::MemoryPressure(pressure));
             }
         }
+        if let Some(factor) = self.traffic_factor {
+            if !(0.0..=MAX_TRAFFIC_FACTOR).contains(&factor) {
+                return Err(FaultError::TrafficFactor(factor));
+            }
+        }
         if let Some(DownSchedule { period_s, down_s }) = self.down_schedule {
             if period_s == 0 {
                 return Err(FaultError::ZeroPeriod);
@@ -97,6 +112,11 @@ impl Fault {
                 let period_ms = u128::from(s.period_s) * 1000;
                 period_ms > 0 && unix_ms % period_ms < u128::from(s.down_s) * 1000
             })
+    }
+
+    /// What the pod's request rate is multiplied by.
+    pub(crate) fn traffic_factor(&self) -> f64 {
+        self.traffic_factor.unwrap_or(1.0)
     }
 
     /// The error share in parts per million, for [`ShareAccumulator`].
@@ -146,6 +166,11 @@ mod tests {
             (Fault { peak_db: Some(90.0), ..Fault::default() }, Some(FaultError::PeakDb(90.0))),
             (Fault { memory_pressure: Some(0.9), ..Fault::default() }, None),
             (Fault { memory_pressure: Some(1.2), ..Fault::default() }, Some(FaultError::MemoryPressure(1.2))),
+            (Fault { traffic_factor: Some(0.01), ..Fault::default() }, None),
+            (Fault { traffic_factor: Some(0.0), ..Fault::default() }, None),
+            (Fault { traffic_factor: Some(10.0), ..Fault::default() }, None),
+            (Fault { traffic_factor: Some(10.5), ..Fault::default() }, Some(FaultError::TrafficFactor(10.5))),
+            (Fault { traffic_factor: Some(-0.1), ..Fault::default() }, Some(FaultError::TrafficFactor(-0.1))),
             (schedule(60, 15), None),
             (schedule(60, 60), None),
             (schedule(0, 0), Some(FaultError::ZeroPeriod)),
@@ -160,6 +185,8 @@ mod tests {
         assert!(matches!(nan_peak.validate(), Err(FaultError::PeakDb(_))));
         let nan_memory = Fault { memory_pressure: Some(f64::NAN), ..Fault::default() };
         assert!(matches!(nan_memory.validate(), Err(FaultError::MemoryPressure(_))));
+        let nan_traffic = Fault { traffic_factor: Some(f64::NAN), ..Fault::default() };
+        assert!(matches!(nan_traffic.validate(), Err(FaultError::TrafficFactor(_))));
     }
 
     #[test]

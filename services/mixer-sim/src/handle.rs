@@ -1,7 +1,7 @@
 //! Starting the simulator: bind every listener, serve, tick; and the handle that stops it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +13,16 @@ use tokio::task::JoinSet;
 
 use crate::admin;
 use crate::config::SimConfig;
+use crate::controls::{Controls, FaultList};
 use crate::error::SimError;
 use crate::fault::Fault;
 use crate::fleet::Fleet;
 use crate::health::{front_router, pod_router};
+use crate::net_fault::{ClientCut, EndpointFault};
+use crate::network::Network;
+use crate::node::NodeFault;
+use crate::port::Port;
+use crate::serve::serve_port;
 use crate::shutdown::Shutdown;
 use crate::ticker;
 
@@ -47,7 +53,7 @@ pub struct PodAddress {
 #[derive(Debug)]
 pub struct SimHandle {
     addresses: SimAddresses,
-    fleet: Arc<Fleet>,
+    controls: Controls,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -57,51 +63,56 @@ pub struct SimHandle {
 pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     config.validate()?;
     let fleet = Arc::new(Fleet::new(&config));
-    let fronts = fleet.fronts(&config.regions);
     let any_port = SocketAddr::new(config.bind_ip, 0);
 
-    let mut pods = Vec::new();
+    let mut pod_ports = Vec::new();
     for pod in fleet.pods() {
-        let (listener, addr) = bind(any_port).await?;
-        pods.push((listener, Arc::clone(pod)));
-        tracing::debug!(pod = %pod.name, %addr, "pod listening");
+        let port = Arc::new(Port::bind(pod.name.clone(), any_port)?);
+        tracing::debug!(pod = %pod.name, addr = %port.addr, "pod listening");
+        pod_ports.push(port);
     }
-    let mut front_listeners = Vec::new();
-    for front in fronts {
-        let (listener, _) = bind(any_port).await?;
-        front_listeners.push((listener, Arc::new(front)));
+    let mut front_ports = BTreeMap::new();
+    for front in fleet.fronts() {
+        front_ports.insert(front.name.clone(), Arc::new(Port::bind(front.name.clone(), any_port)?));
     }
     let (admin_listener, admin_addr) = bind(config.admin_addr).await?;
 
     let addresses = SimAddresses {
         admin: admin_addr,
-        endpoints: front_listeners
+        endpoints: front_ports.iter().map(|(name, port)| (name.clone(), port.addr)).collect(),
+        pods: fleet
+            .pods()
             .iter()
-            .filter_map(|(l, f)| l.local_addr().ok().map(|a| (f.name.clone(), a)))
-            .collect(),
-        pods: pods
-            .iter()
-            .filter_map(|(l, p)| {
-                let addr = l.local_addr().ok()?;
-                Some(PodAddress { name: p.name.clone(), region: p.region.clone(), addr, node: p.node.clone() })
+            .zip(&pod_ports)
+            .map(|(p, port)| PodAddress {
+                name: p.name.clone(),
+                region: p.region.clone(),
+                addr: port.addr,
+                node: p.node.clone(),
             })
             .collect(),
     };
+    let network = Arc::new(Network::new(pod_ports.clone(), front_ports.clone()));
+    let controls = Controls { fleet: Arc::clone(&fleet), network: Arc::clone(&network) };
 
     let (stop, shutdown) = Shutdown::new();
     let mut tasks = JoinSet::new();
-    for (listener, pod) in pods {
-        tasks.spawn(serve(listener, pod_router(pod, shutdown.clone()), shutdown.clone()));
+    for (pod, port) in fleet.pods().iter().zip(pod_ports) {
+        let router = pod_router(Arc::clone(pod), shutdown.clone());
+        tasks.spawn(serve_port(port, router, Arc::clone(&network), shutdown.clone()));
     }
-    for (listener, front) in front_listeners {
-        tasks.spawn(serve(listener, front_router(front, shutdown.clone()), shutdown.clone()));
+    for front in fleet.fronts() {
+        if let Some(port) = front_ports.remove(&front.name) {
+            let router = front_router(Arc::clone(front), shutdown.clone());
+            tasks.spawn(serve_port(port, router, Arc::clone(&network), shutdown.clone()));
+        }
     }
-    let admin = admin::router(Arc::clone(&fleet), Arc::new(addresses.clone()), config.admin_token);
+    let admin = admin::router(controls.clone(), Arc::new(addresses.clone()), config.admin_token);
     tasks.spawn(serve(admin_listener, admin, shutdown.clone()));
     tasks.spawn(ticker::run(Arc::clone(&fleet), shutdown));
     tracing::info!(pods = addresses.pods.len(), admin = %addresses.admin, "mixer simulator started");
 
-    Ok(SimHandle { addresses, fleet, stop, tasks })
+    Ok(SimHandle { addresses, controls, stop, tasks })
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), SimError> {
@@ -125,31 +136,53 @@ impl SimHandle {
 
     /// Sets one pod's fault, replacing the one it had.
     pub fn set_pod_fault(&self, pod: &str, fault: Fault) -> Result<(), SimError> {
-        self.fleet.set_pod_fault(pod, fault).map(drop)
+        self.controls.fleet.set_pod_fault(pod, fault).map(drop)
     }
 
     /// Sets the fault on every pod of the region, replacing their own.
     pub fn set_region_fault(&self, region: &str, fault: Fault) -> Result<(), SimError> {
-        self.fleet.set_region_fault(region, fault).map(drop)
+        self.controls.fleet.set_region_fault(region, fault).map(drop)
     }
 
-    pub fn clear_faults(&self) {
-        self.fleet.clear_faults();
+    /// Sets an endpoint front's own fault, replacing the one it had: `down` closes its
+    /// listener (connections refused) and clearing it listens again on the same port.
+    pub fn set_endpoint_fault(&self, endpoint: &str, fault: EndpointFault) -> Result<(), SimError> {
+        self.controls.set_endpoint_fault(endpoint, fault)
+    }
+
+    /// Cuts a client (by source address) off every pod and front, or lets it through again.
+    pub fn set_client_cut(&self, client: IpAddr, cut: ClientCut) -> Result<(), SimError> {
+        self.controls.set_client_cut(client, cut)
+    }
+
+    /// Pins a node's disk, CPU and memory figures (absent fields move freely).
+    pub fn set_node_fault(&self, node: &str, fault: NodeFault) -> Result<(), SimError> {
+        self.controls.fleet.set_node_fault(node, fault)
+    }
+
+    /// Clears every fault: pods, endpoints (killed ones listen again), nodes, client cuts.
+    pub fn clear_faults(&self) -> Result<(), SimError> {
+        self.controls.clear_faults()
     }
 
     /// Current faults of the pods that have one, by pod name.
     pub fn faults(&self) -> BTreeMap<String, Fault> {
-        self.fleet.faults()
+        self.controls.fleet.faults()
+    }
+
+    /// Every fault in force, by kind.
+    pub fn all_faults(&self) -> FaultList {
+        self.controls.faults()
     }
 
     /// `/metrics` requests each pod has answered so far, by pod name.
     pub fn scrapes(&self) -> BTreeMap<String, u64> {
-        self.fleet.scrapes()
+        self.controls.fleet.scrapes()
     }
 
     /// Zeroes the pod's counters and moves its start time, like a restarted process.
     pub fn restart_pod(&self, pod: &str) -> Result<(), SimError> {
-        self.fleet.restart_pod(pod)
+        self.controls.fleet.restart_pod(pod)
     }
 
     /// Stops the ticker and every listener; open connections get a grace period.
@@ -161,5 +194,6 @@ impl SimHandle {
             tracing::warn!("connections still open after the grace period; aborting them");
             self.tasks.shutdown().await;
         }
+        self.controls.network.release();
     }
 }

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::fleet::Front;
+use crate::fleet::{Front, FrontVerdict};
 use crate::metrics::CONTENT_TYPE;
 use crate::pod::{HealthVerdict, Pod};
 use crate::shutdown::Shutdown;
@@ -51,7 +51,29 @@ async fn pod_metrics(State(state): State<PodState>) -> Response {
     }
 }
 
+/// The front's own fault first (hang, delay, its share of 500s), then the next pod answers.
 async fn front_health(State(state): State<FrontState>) -> Response {
+    let front = &state.front;
+    let body = |status: &str| Json(json!({"status": status, "endpoint": front.name}));
+    match front.verdict() {
+        FrontVerdict::Hang => {
+            state.shutdown.wait().await;
+            return (StatusCode::SERVICE_UNAVAILABLE, body("stopping")).into_response();
+        }
+        FrontVerdict::Answer { delay, error } => {
+            if !delay.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = state.shutdown.clone().wait() => {
+                        return (StatusCode::SERVICE_UNAVAILABLE, body("stopping")).into_response();
+                    }
+                }
+            }
+            if error {
+                return (StatusCode::INTERNAL_SERVER_ERROR, body("error")).into_response();
+            }
+        }
+    }
     let Some(pod) = state.front.next_pod() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no pods behind this front\n").into_response();
     };

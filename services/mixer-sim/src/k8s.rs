@@ -6,6 +6,8 @@
 //!   `GET /k8s/api/v1/namespaces/{ns}/pods/{name}`: one `Pod`.
 //! * `GET /k8s/apis/metrics.k8s.io/v1beta1/pods`, `.../namespaces/{ns}/pods`: a
 //!   `PodMetricsList`; `.../namespaces/{ns}/pods/{name}`: one `PodMetrics`.
+//! * `GET /k8s/api/v1/nodes`, `.../nodes/{name}` and the kubelet's stats summary through the
+//!   API server's node proxy, `.../nodes/{name}/proxy/stats/summary` (`k8s_nodes.rs`).
 //! * `GET /k8s/version`: the server version.
 //!
 //! Lists honour `labelSelector` (`k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated) and
@@ -43,12 +45,12 @@ pub const APP_LABEL: &str = "ai-mixer";
 /// The name of the container port that carries a pod's `/metrics` port.
 pub const METRICS_PORT_NAME: &str = "metrics";
 /// The one container of every pod.
-const CONTAINER: &str = "mixer";
+pub(crate) const CONTAINER: &str = "mixer";
 const IMAGE: &str = "ai-mixer:sim";
 
 #[derive(Clone)]
-struct K8sState {
-    fleet: Arc<Fleet>,
+pub(crate) struct K8sState {
+    pub(crate) fleet: Arc<Fleet>,
     /// Pod name to the address its `/metrics` listens on.
     addrs: Arc<BTreeMap<String, SocketAddr>>,
 }
@@ -64,6 +66,7 @@ pub(crate) fn router<S>(fleet: Arc<Fleet>, addrs: BTreeMap<String, SocketAddr>) 
         .route("/apis/metrics.k8s.io/v1beta1/pods", get(all_pod_metrics))
         .route("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods", get(namespace_pod_metrics))
         .route("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/{name}", get(one_pod_metrics))
+        .merge(crate::k8s_nodes::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -79,7 +82,7 @@ struct ListQuery {
 }
 
 /// A Kubernetes `Status` failure.
-struct KubeError(StatusCode, String);
+pub(crate) struct KubeError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for KubeError {
     fn into_response(self) -> Response {
@@ -225,7 +228,7 @@ impl K8sState {
     }
 }
 
-fn pod_labels(pod: &Pod) -> BTreeMap<String, String> {
+pub(crate) fn pod_labels(pod: &Pod) -> BTreeMap<String, String> {
     BTreeMap::from([("app".to_owned(), APP_LABEL.to_owned()), ("region".to_owned(), pod.region.clone())])
 }
 
@@ -410,7 +413,7 @@ fn metrics_object(pod: &Pod, now: &str) -> Value {
 // Helpers.
 
 /// A stable, UID-shaped identifier derived from the pod's name (FNV-1a, twice).
-fn uid(name: &str) -> String {
+pub(crate) fn uid(name: &str) -> String {
     let fnv = |seed: u64| name.bytes().fold(seed, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
     let (a, b) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4));
     format!(

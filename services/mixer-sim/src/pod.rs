@@ -22,6 +22,8 @@ pub(crate) struct KubeStatus {
     pub memory_bytes: u64,
     /// The container's CPU use, nanocores: moves with its active streams, none while down.
     pub cpu_nanocores: u64,
+    /// Streams it is mixing (none while down): what its node's network carries.
+    pub active_streams: u64,
     /// When the pod object was created (the simulator's start), Unix seconds.
     pub created_unix_s: f64,
     /// When the running container started (creation, or the last restart), Unix seconds.
@@ -154,12 +156,14 @@ impl Pod {
         let down = state.fault.is_down_at(unix_millis());
         let ready = !restarting && !state.fault.hang && !down;
         // About 2 millicores per active stream: 0.2..0.4 of a core.
-        let cpu_nanocores = if down { 0 } else { state.metrics.active_streams * 2_000_000 };
+        let active_streams = if down { 0 } else { state.metrics.active_streams };
+        let cpu_nanocores = active_streams * 2_000_000;
         KubeStatus {
             restart_count: state.restart_count,
             ready,
             memory_bytes: state.metrics.resident_memory_bytes,
             cpu_nanocores,
+            active_streams,
             created_unix_s: self.created_unix_s,
             started_unix_s: state.metrics.start_time_seconds,
         }

@@ -55,7 +55,7 @@ impl Traffic {
     pub(crate) fn advance(&mut self, metrics: &mut PodMetrics, fault: &Fault, down: bool, rps: f64, dt_s: f64) {
         if !down {
             let jitter = 1.0 + self.rng.random_range(-RATE_JITTER..=RATE_JITTER);
-            let expected = rps * dt_s * jitter + self.request_carry;
+            let expected = rps * fault.traffic_factor() * dt_s * jitter + self.request_carry;
             let requests = expected.floor().max(0.0);
             self.request_carry = expected - requests;
             let added_s = fault.latency_ms as f64 / 1000.0;
@@ -177,6 +177,21 @@ mod tests {
         assert_eq!(metrics.bucket_counts[..5].iter().sum::<u64>(), 0, "nothing under 100 ms");
         assert_eq!(metrics.peak_db, -1.5);
         assert_eq!(metrics.resident_memory_bytes, memory_at(0.9));
+    }
+
+    #[test]
+    fn the_traffic_factor_scales_the_request_rate() {
+        let total = |factor: Option<f64>| -> u64 {
+            let fault = Fault { traffic_factor: factor, ..Fault::default() };
+            run(1, &fault, 600).requests.iter().sum()
+        };
+        let normal = total(None);
+        let trickle = total(Some(0.01));
+        let surge = total(Some(3.0));
+        // 40/s for a simulated minute: ~2400, at 0.01 ~24 (0.4/s), at 3 ~7200, within the jitter.
+        assert!((15..=35).contains(&trickle), "{trickle} requests at 0.01 (normal {normal})");
+        assert!(surge > normal * 5 / 2 && surge < normal * 7 / 2, "{surge} at 3x vs {normal}");
+        assert_eq!(total(Some(0.0)), 0);
     }
 
     #[test]

@@ -52,13 +52,14 @@ async fn sets_lists_and_clears_faults() {
     assert_eq!(region.status, 200, "{}", region.body);
     assert_eq!(region.json()["pods"], json!(["mixer-b-0", "mixer-b-1", "mixer-b-2"]));
     let faults = call(admin, "GET", "/faults", None, None).await.json();
-    assert_eq!(faults["mixer-a-0"]["down"], true);
-    assert_eq!(faults["mixer-b-1"]["latency_ms"], 5);
-    assert!(faults.get("mixer-a-1").is_none());
+    assert_eq!(faults["pods"]["mixer-a-0"]["down"], true);
+    assert_eq!(faults["pods"]["mixer-b-1"]["latency_ms"], 5);
+    assert!(faults["pods"].get("mixer-a-1").is_none());
     let scrape = get(pod_addr(&sim, "mixer-b-1"), "/metrics").await.body;
     assert!(scrape.contains("ai_mixer_audio_peak_db{region=\"b\"} -1.50\n"), "{scrape}");
     assert_eq!(call(admin, "DELETE", "/faults", None, None).await.status, 204);
-    assert_eq!(call(admin, "GET", "/faults", None, None).await.json(), json!({}));
+    let none = json!({"pods": {}, "endpoints": {}, "nodes": {}, "clients": {}});
+    assert_eq!(call(admin, "GET", "/faults", None, None).await.json(), none);
     assert_eq!(get(pod_addr(&sim, "mixer-a-0"), "/health").await.status, 200);
     sim.shutdown().await;
 }
@@ -95,6 +96,64 @@ async fn refuses_bad_faults_and_unknown_names() {
 }
 
 #[tokio::test]
+async fn endpoint_node_and_client_faults_are_set_listed_validated_and_cleared() {
+    let sim = small_fleet(None).await;
+    let admin = sim.addresses().admin;
+    let set =
+        call(admin, "PUT", "/faults/endpoints/edge", None, Some(r#"{"latency_ms": 20, "error_share": 0.5}"#)).await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(
+        set.json(),
+        json!({"endpoint": "edge", "fault": {"down": false, "hang": false, "latency_ms": 20, "error_share": 0.5}})
+    );
+    let cut = call(admin, "PUT", "/faults/clients/127.0.0.3", None, Some(r#"{"cut": true}"#)).await;
+    assert_eq!(cut.json(), json!({"client": "127.0.0.3", "cut": {"cut": true, "mode": "blackhole"}}));
+    let mapped =
+        call(admin, "PUT", "/faults/clients/::ffff:127.0.0.4", None, Some(r#"{"cut": true, "mode": "reset"}"#)).await;
+    assert_eq!(mapped.json()["client"], "127.0.0.4", "an IPv4-mapped address is its IPv4 address");
+    let node = call(admin, "PUT", "/faults/nodes/node-b-2", None, Some(r#"{"cpu_ratio": 0.9}"#)).await;
+    assert_eq!(node.status, 200, "{}", node.body);
+    let pod = call(admin, "PUT", "/faults/regions/a", None, Some(r#"{"traffic_factor": 0.01}"#)).await;
+    assert_eq!(pod.status, 200, "{}", pod.body);
+
+    let faults = call(admin, "GET", "/faults", None, None).await.json();
+    assert_eq!(
+        faults["endpoints"],
+        json!({"edge": {"down": false, "hang": false, "latency_ms": 20, "error_share": 0.5}})
+    );
+    assert_eq!(faults["nodes"], json!({"node-b-2": {"cpu_ratio": 0.9}}));
+    assert_eq!(
+        faults["clients"],
+        json!({"127.0.0.3": {"cut": true, "mode": "blackhole"}, "127.0.0.4": {"cut": true, "mode": "reset"}})
+    );
+    assert_eq!(faults["pods"]["mixer-a-1"]["traffic_factor"], 0.01);
+    let uncut = call(admin, "PUT", "/faults/clients/127.0.0.4", None, Some(r#"{"cut": false}"#)).await;
+    assert_eq!(uncut.status, 200);
+    assert!(call(admin, "GET", "/faults", None, None).await.json()["clients"].get("127.0.0.4").is_none());
+
+    for (path, body, status, hint) in [
+        ("/faults/endpoints/edge", r#"{"error_share": 2}"#, 400, "error_share"),
+        ("/faults/endpoints/edge", r#"{"latency_ms": 99999999}"#, 400, "latency_ms"),
+        ("/faults/endpoints/edge", r#"{"traffic_factor": 1}"#, 400, "unknown field"),
+        ("/faults/endpoints/nope", "{}", 404, "unknown endpoint"),
+        ("/faults/clients/127.0.0", r#"{"cut": true}"#, 400, "not an IP address"),
+        ("/faults/clients/127.0.0.5", r#"{"mode": "reset"}"#, 400, "cut"),
+        ("/faults/clients/127.0.0.5", r#"{"cut": true, "mode": "drop"}"#, 400, "invalid fault body"),
+        ("/faults/regions/b", r#"{"traffic_factor": 11}"#, 400, "traffic_factor"),
+        ("/faults/nodes/node-b-2", r#"{"memory_ratio": -1}"#, 400, "memory_ratio"),
+    ] {
+        let reply = call(admin, "PUT", path, None, Some(body)).await;
+        assert_eq!(reply.status, status, "{path} {body}: {}", reply.body);
+        let message = reply.json()["message"].as_str().unwrap_or_default().to_owned();
+        assert!(message.contains(hint), "{path} {body}: {message}");
+    }
+    assert_eq!(call(admin, "DELETE", "/faults", None, None).await.status, 204);
+    let none = json!({"pods": {}, "endpoints": {}, "nodes": {}, "clients": {}});
+    assert_eq!(call(admin, "GET", "/faults", None, None).await.json(), none);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn token_guards_every_admin_route() {
     let sim = small_fleet(Some("s3cret")).await;
     let admin = sim.addresses().admin;
@@ -103,6 +162,10 @@ async fn token_guards_every_admin_route() {
             ("GET", "/pods", None),
             ("GET", "/faults", None),
             ("PUT", "/faults/pods/mixer-a-0", Some(r#"{"down": true}"#)),
+            ("PUT", "/faults/endpoints/a", Some(r#"{"down": true}"#)),
+            ("PUT", "/faults/nodes/node-a-0", Some(r#"{"disk_used_ratio": 0.9}"#)),
+            ("PUT", "/faults/clients/127.0.0.3", Some(r#"{"cut": true}"#)),
+            ("GET", "/k8s/api/v1/nodes/node-a-0/proxy/stats/summary", None),
             ("DELETE", "/faults", None),
             ("POST", "/pods/mixer-a-0/restart", None),
         ] {
@@ -110,7 +173,7 @@ async fn token_guards_every_admin_route() {
             assert_eq!(reply.status, 403, "{method} {path} with {token:?}");
         }
     }
-    assert!(sim.faults().is_empty(), "refused calls changed nothing");
+    assert_eq!(sim.all_faults(), mixmon_mixer_sim::FaultList::default(), "refused calls changed nothing");
     assert_eq!(call(admin, "GET", "/pods", Some("s3cret"), None).await.status, 200);
     let set = call(admin, "PUT", "/faults/pods/mixer-a-0", Some("s3cret"), Some(r#"{"down": true}"#)).await;
     assert_eq!(set.status, 200);

@@ -24,7 +24,7 @@ async fn down_pod_answers_503_on_health_and_metrics() {
     }
     by_pod.sort();
     assert_eq!(by_pod, [(Some("mixer-a-0".into()), 200), (Some("mixer-a-1".into()), 503)]);
-    sim.clear_faults();
+    sim.clear_faults().expect("every fault cleared");
     assert_eq!(get(addr, "/health").await.status, 200);
     sim.shutdown().await;
 }
@@ -105,5 +105,33 @@ async fn down_schedule_follows_the_wall_clock() {
     assert_eq!(get(addr, "/health").await.status, 200);
     let too_long = Fault { down_schedule: Some(DownSchedule { period_s: 10, down_s: 11 }), ..Fault::default() };
     assert!(matches!(sim.set_pod_fault("mixer-a-0", too_long), Err(SimError::InvalidFault(_))));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_traffic_factor_of_zero_stops_requests_while_the_pods_stay_up() {
+    let sim = small_fleet(None).await;
+    sim.set_region_fault("a", Fault { traffic_factor: Some(0.0), ..Fault::default() }).expect("valid");
+    let quiet = pod_addr(&sim, "mixer-a-0");
+    let busy = pod_addr(&sim, "mixer-b-0");
+    let count = |addr| async move {
+        let reply = get(addr, "/metrics").await;
+        assert_eq!(reply.status, 200, "scrapeable");
+        samples(&reply.body)
+            .iter()
+            .filter(|(k, _)| k.starts_with("ai_mixer_requests_total"))
+            .map(|(_, v)| v)
+            .sum::<f64>()
+    };
+    let (quiet_before, busy_before) = (count(quiet).await, count(busy).await);
+    // Until the busy pod has handled more requests, time passed for the quiet one too.
+    eventually("the other region's pods to handle requests", || async {
+        (count(busy).await > busy_before).then_some(())
+    })
+    .await;
+    assert_eq!(count(quiet).await, quiet_before, "no request reached a pod at traffic factor 0");
+    assert_eq!(get(quiet, "/health").await.status, 200);
+    let bad = sim.set_pod_fault("mixer-a-0", Fault { traffic_factor: Some(-1.0), ..Fault::default() });
+    assert!(matches!(bad, Err(SimError::InvalidFault(_))));
     sim.shutdown().await;
 }

@@ -104,7 +104,7 @@ async fn unsupported_selectors_are_refused_with_a_status() {
         assert!(reply.status == 400 || reply.status == 405, "{path}: {}", reply.status);
         assert_eq!(reply.json()["kind"], "Status", "{path}: {}", reply.body);
     }
-    assert_eq!(get(admin, "/k8s/api/v1/nodes").await.status, 404);
+    assert_eq!(get(admin, "/k8s/api/v1/services").await.status, 404);
     // Plain, unencoded selectors work too, comma-separated.
     let reply =
         get(admin, "/k8s/api/v1/pods?labelSelector=app=ai-mixer,region=a&fieldSelector=spec.nodeName==node-a-0").await;
@@ -211,7 +211,7 @@ async fn memory_pressure_shows_in_metrics_k8s_io() {
         .await
         .expect("HTTP exchange");
     assert_eq!(bad.status, 400);
-    sim.clear_faults();
+    sim.clear_faults().expect("every fault cleared");
     sim.shutdown().await;
 }
 

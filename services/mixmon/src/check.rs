@@ -41,12 +41,16 @@ pub fn validate(catalogue: Option<&Path>, prober: Option<&Path>) -> anyhow::Resu
     }
     if let Some(path) = prober {
         // Everything the prober checks at start, without starting it: the file and the
-        // environment overrides, identity, aggregator addresses, token, buffer and observers.
+        // environment overrides, identity, aggregator addresses, token, buffer, the probes'
+        // source address and observers.
         let config: mixmon_prober::ProberConfig = mixmon_config::load(Some(path), mixmon_config::process_env())?;
         let identity = config.identity().with_context(|| format!("{}", path.display()))?;
         config.aggregator_endpoints().with_context(|| format!("{}", path.display()))?;
         config.aggregator.token().with_context(|| format!("{}", path.display()))?;
         config.buffer.options().with_context(|| format!("{}", path.display()))?;
+        // Parsed only: whether it is an address of the host is for the prober's own start (this
+        // may well run elsewhere, in CI).
+        let source_ip = config.probe.source_ip().with_context(|| format!("{}", path.display()))?;
         let observe = config.observe().with_context(|| format!("{}", path.display()))?;
         let mut observers = Vec::new();
         if let Some(scrape) = &observe.scrape {
@@ -55,14 +59,19 @@ pub fn validate(catalogue: Option<&Path>, prober: Option<&Path>) -> anyhow::Resu
         if observe.kubernetes.is_some() {
             observers.push("pod discovery".to_string());
         }
-        if observe.node.is_some() {
-            observers.push("node sampling".to_string());
+        if let Some(node) = &observe.node {
+            let source = match node.source {
+                mixmon_prober::observe::node::NodeSource::Proc => "/proc",
+                mixmon_prober::observe::node::NodeSource::Kubelet => "kubelet",
+            };
+            observers.push(format!("node sampling ({source})"));
         }
         if observe.pods.is_some() {
             observers.push("pod sampling".to_string());
         }
         let observers = if observers.is_empty() { "no observers".to_string() } else { observers.join(", ") };
-        println!("{}: ok, prober {} in {}, {observers}", path.display(), identity.id, identity.region);
+        let from = source_ip.map(|ip| format!(", probes from {ip}")).unwrap_or_default();
+        println!("{}: ok, prober {} in {}{from}, {observers}", path.display(), identity.id, identity.region);
     }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! `mixmon up`: the whole system in one process, on the in-memory store. With `--demo` it
 //! also starts the simulated mixer fleet, probes its six endpoints from one prober per
-//! simulated region, and prints a live status table.
+//! simulated region (each from its own loopback address, so one region's probers can be cut
+//! off), samples each region's simulated node through its kubelet, and prints a live status
+//! table.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,17 +54,29 @@ pub struct UpArgs {
     query_token: Option<String>,
 }
 
-/// Scrape, pod and (for one prober) node sampling against the simulator, every 5 s.
-fn demo_observers(sim_admin: SocketAddr, sample_node: bool) -> anyhow::Result<ProberConfig> {
+/// Scrape, pod and node sampling (the node's kubelet) against the simulator, every 5 s, and
+/// probes from `source_ip` when given.
+fn demo_observers(sim_admin: SocketAddr, source_ip: Option<IpAddr>) -> anyhow::Result<ProberConfig> {
     let mut text = format!(
         "[scrape]\ninterval_ms = 5000\ntimeout_ms = 2000\n\
          [scrape.kubernetes]\napi_url = \"http://{sim_admin}/k8s\"\ndiscovery_interval_ms = 10000\n\
-         [pods]\ninterval_ms = 5000\n"
+         [pods]\ninterval_ms = 5000\n\
+         [node]\ninterval_ms = 5000\nsource = \"kubelet\"\n"
     );
-    if sample_node {
-        text.push_str("[node]\ninterval_ms = 5000\n");
+    if let Some(ip) = source_ip {
+        text.push_str(&format!("[probe]\nsource_ip = \"{ip}\"\n"));
     }
     Ok(mixmon_config::parse_with_env("<demo prober>", &text, Vec::new())?)
+}
+
+/// One loopback source address per demo region (127.0.0.2, .3, ...), so a region's probers can
+/// be cut off by address; `None` where the host has only 127.0.0.1 (macOS without aliases).
+fn demo_source_ips(regions: usize) -> Option<Vec<IpAddr>> {
+    let ips: Vec<IpAddr> = (0..regions)
+        .map(|i| u8::try_from(i + 2).map(|last| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    ips.iter().all(|ip| mixmon_prober::checks::check_source_ip(*ip).is_ok()).then_some(ips)
 }
 
 fn stop_signal(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
@@ -130,6 +144,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         (None, Catalogue::from_config(&config, interval_env.as_deref())?, vec![args.region.clone()])
     };
     let check_count = catalogue.checks.len();
+    let source_ips = if sim.is_some() { demo_source_ips(regions.len()) } else { None };
 
     let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
     let mut probers: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
@@ -149,8 +164,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let mut config = match &sim {
             // The demo prober of each region also does what a prober on a mixer node does: it
             // finds that node's pods through the simulator's Kubernetes API, scrapes their
-            // metrics and samples them; the first also samples this machine as its node.
-            Some(sim) => demo_observers(sim.addresses().admin, i == 0)?,
+            // metrics and samples them, and samples its (simulated) node through the kubelet.
+            Some(sim) => {
+                demo_observers(sim.addresses().admin, source_ips.as_ref().and_then(|ips| ips.get(i).copied()))?
+            }
             None => ProberConfig::default(),
         };
         let node = if sim.is_some() { format!("node-{region}-0") } else { "local".into() };
@@ -182,6 +199,24 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let admin = sim.addresses().admin;
         println!("  simulated fleet admin    http://{admin}   ({} pods)", sim.addresses().pods.len());
         println!("    inject a fault:  curl -X PUT http://{admin}/faults/regions/eu-west -d '{{\"down\":true}}'");
+        println!("    kill an endpoint: curl -X PUT http://{admin}/faults/endpoints/edge -d '{{\"down\":true}}'");
+        println!(
+            "    fill a disk:     curl -X PUT http://{admin}/faults/nodes/node-ap-0 -d '{{\"disk_used_ratio\":0.9}}'"
+        );
+        match &source_ips {
+            Some(ips) => {
+                let by_region: Vec<String> = regions.iter().zip(ips).map(|(r, ip)| format!("{r} {ip}")).collect();
+                println!("    probers probe from: {}", by_region.join(", "));
+                if let (Some(region), Some(ip)) = (regions.get(1), ips.get(1)) {
+                    println!(
+                        "    cut {region}'s probers off: curl -X PUT http://{admin}/faults/clients/{ip} -d '{{\"cut\":true}}'"
+                    );
+                }
+            }
+            None => println!(
+                "    (this host has only 127.0.0.1: probers share it, so cutting one region's off is not possible)"
+            ),
+        }
         println!("    clear faults:    curl -X DELETE http://{admin}/faults");
     }
     println!(

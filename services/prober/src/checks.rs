@@ -3,8 +3,8 @@
 //!
 //! `http` (HTTP(S), redirects, assertions), `tcp` (connect, optional TLS), `grpc`
 //! (`grpc.health.v1`), `dns` (one query over UDP); `common` holds what they share: the phase
-//! clock, resolution with a family preference, connect, and the TLS handshake with certificate
-//! expiry.
+//! clock, resolution with a family preference, connect (from the configured source address,
+//! if any), and the TLS handshake with certificate expiry.
 
 mod common;
 mod dns;
@@ -15,6 +15,7 @@ mod tcp;
 
 use std::time::Instant;
 
+pub use common::check_source_ip;
 pub use http::{CheckError, HttpProber, BODY_LIMIT_BYTES};
 
 use mixmon_model::{AddressPolicy, CheckKind, CheckSpec, ProbeResult};
@@ -50,7 +51,7 @@ async fn run_one(
         CheckKind::Http(http) => prober.probe_at(spec, http, started_at_ms, addr).await,
         CheckKind::Tcp(tcp) => tcp::probe(prober, spec, tcp, started_at_ms, addr).await,
         CheckKind::Grpc(grpc) => grpc::probe(prober, spec, grpc, started_at_ms, addr).await,
-        CheckKind::Dns(dns) => dns::probe(spec, dns, started_at_ms).await,
+        CheckKind::Dns(dns) => dns::probe(spec, dns, prober.source_ip, started_at_ms).await,
     }
 }
 

@@ -22,6 +22,9 @@ pub struct ProberConfig {
     pub batch: BatchConfig,
     #[serde(default)]
     pub debug: DebugConfig,
+    /// How probes are sent (`[probe]`).
+    #[serde(default)]
+    pub probe: ProbeConfig,
     /// Scraping the mixer pods' `/metrics` (off unless present).
     pub scrape: Option<ScrapeConfig>,
     /// Sampling this node (off unless present).
@@ -177,6 +180,28 @@ fn default_flush_interval_ms() -> u64 {
     200
 }
 
+/// `[probe]`: how every probe connection is made.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// The local address every probe connection (HTTP(S), TCP, gRPC, DNS over UDP) is made
+    /// from, as the blackbox exporter's `source_ip_address`; it must be an address of this
+    /// host. Absent or empty: the kernel chooses by route.
+    pub source_ip: Option<String>,
+}
+
+impl ProbeConfig {
+    /// `source_ip` parsed; whether it is local is checked by [`ProberConfig::probe_source_ip`].
+    pub fn source_ip(&self) -> Result<Option<std::net::IpAddr>, ProberError> {
+        match self.source_ip.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| {
+                ProberError::Config(format!("probe.source_ip: {text:?} is not an IP address (e.g. \"10.0.0.5\")"))
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DebugConfig {
@@ -205,6 +230,18 @@ impl ProberConfig {
             node,
             version: env!("CARGO_PKG_VERSION").into(),
         })
+    }
+
+    /// `[probe] source_ip`, parsed and checked the way the prober checks it at start: a
+    /// socket must bind to it, so an address of another host fails here, naming the setting.
+    pub fn probe_source_ip(&self) -> Result<Option<std::net::IpAddr>, ProberError> {
+        let Some(ip) = self.probe.source_ip()? else { return Ok(None) };
+        crate::checks::check_source_ip(ip).map_err(|e| {
+            ProberError::Config(format!(
+                "probe.source_ip: cannot send probes from {ip}: {e} (it must be an address of this host)"
+            ))
+        })?;
+        Ok(Some(ip))
     }
 
     pub fn aggregator_endpoints(&self) -> Result<Vec<tonic::transport::Endpoint>, ProberError> {
@@ -277,13 +314,17 @@ pub struct KubernetesConfig {
     pub discovery_interval_ms: u64,
 }
 
-/// `[node]`: sampling this node from `/proc`.
+/// `[node]`: sampling this node, from `/proc` or from its kubelet.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     #[serde(default = "default_observe_interval_ms")]
     pub interval_ms: u64,
-    /// The node's `/proc` (mounted at `/host/proc` in a container).
+    /// `"proc"` (default): `/proc` and `statvfs` here; `"kubelet"`: the node's kubelet stats
+    /// summary through `[scrape.kubernetes]`'s API (needs `get` on `nodes` and `nodes/proxy`).
+    #[serde(default)]
+    pub source: crate::observe::node::NodeSource,
+    /// The node's `/proc` (mounted at `/host/proc` in a container), for `source = "proc"`.
     #[serde(default = "default_proc_root")]
     pub proc_root: PathBuf,
 }
@@ -435,8 +476,15 @@ impl ProberConfig {
             out.scrape = Some(ScrapeObserve { settings, targets });
         }
         if let Some(node) = &self.node {
+            if node.source == crate::observe::node::NodeSource::Kubelet && out.kubernetes.is_none() {
+                return Err(ProberError::Config(
+                    "node.source = \"kubelet\" reads the node through the Kubernetes API; configure [scrape.kubernetes]"
+                        .into(),
+                ));
+            }
             out.node = Some(crate::observe::node::NodeSettings {
                 interval: interval("node.interval_ms", node.interval_ms)?,
+                source: node.source,
                 proc_root: node.proc_root.clone(),
             });
         }
@@ -498,6 +546,25 @@ mod tests {
     }
 
     #[test]
+    fn the_probe_source_must_be_an_address_of_this_host() {
+        let parse = |text: &str| -> ProberConfig { mixmon_config::parse_with_env("p.toml", text, Vec::new()).unwrap() };
+        assert_eq!(ProberConfig::default().probe_source_ip().unwrap(), None);
+        assert_eq!(parse("[probe]\nsource_ip = \"\"\n").probe_source_ip().unwrap(), None);
+        let local = parse("[probe]\nsource_ip = \"127.0.0.3\"\n");
+        assert_eq!(local.probe_source_ip().unwrap(), Some(std::net::IpAddr::from([127, 0, 0, 3])));
+        for (text, part) in [
+            ("[probe]\nsource_ip = \"127.0.0\"\n", "is not an IP address"),
+            // TEST-NET-1 (RFC 5737): never an address of this host.
+            ("[probe]\nsource_ip = \"192.0.2.1\"\n", "cannot send probes from 192.0.2.1"),
+        ] {
+            let err = parse(text).probe_source_ip().unwrap_err().to_string();
+            assert!(err.contains("probe.source_ip") && err.contains(part), "{err}");
+        }
+        let typo = mixmon_config::parse_with_env::<ProberConfig>("p.toml", "[probe]\nsource = \"x\"", Vec::new());
+        assert!(typo.unwrap_err().to_string().contains("source"));
+    }
+
+    #[test]
     fn region_is_required_and_validated() {
         let config = ProberConfig::default();
         assert!(config.identity().unwrap_err().to_string().contains("identity.region"));
@@ -553,7 +620,8 @@ mod tests {
             ("app=ai-mixer", None, 8080, "/metrics")
         );
         assert_eq!(k.discovery_interval, std::time::Duration::from_secs(30));
-        assert_eq!(all.node.unwrap().proc_root, PathBuf::from("/proc"));
+        let node = all.node.unwrap();
+        assert_eq!((node.proc_root, node.source), (PathBuf::from("/proc"), crate::observe::node::NodeSource::Proc));
         assert_eq!(all.pods.unwrap().namespace, None);
 
         // Defaults: only the section headers.
@@ -566,6 +634,8 @@ mod tests {
             (None, "app=ai-mixer", 8080, "/metrics")
         );
         assert_eq!(defaults.node.unwrap().interval.as_millis(), 15_000);
+        let kubelet = observe("[scrape.kubernetes]\n[node]\nsource = \"kubelet\"\n").unwrap();
+        assert_eq!(kubelet.node.unwrap().source, crate::observe::node::NodeSource::Kubelet);
         assert_eq!(defaults.pods.unwrap().namespace.as_deref(), Some("audio"));
     }
 
@@ -597,6 +667,8 @@ mod tests {
             ("[scrape]\nintervall_ms = 5\n".to_owned(), "intervall_ms"),
             ("[scrape.kubernetes]\nlabels = \"x\"\n".to_owned(), "labels"),
             ("[node]\nproc = \"/x\"\n".to_owned(), "proc"),
+            ("[node]\nsource = \"kubelet\"\n".to_owned(), "[scrape.kubernetes]"),
+            ("[scrape.kubernetes]\n[node]\nsource = \"sysfs\"\n".to_owned(), "sysfs"),
         ];
         for (text, key) in cases {
             let err = observe(&text).err().unwrap_or_else(|| panic!("accepted: {text}"));

@@ -40,7 +40,11 @@ pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send
     let identity = config.identity()?;
     let observe_settings = config.observe()?;
     let aggregators = config.aggregator_endpoints()?;
-    let http = checks::HttpProber::new().map_err(|e| ProberError::Checks(e.to_string()))?;
+    let source_ip = config.probe_source_ip()?;
+    if let Some(ip) = source_ip {
+        tracing::info!(%ip, "probes are sent from probe.source_ip");
+    }
+    let http = checks::HttpProber::new().map_err(|e| ProberError::Checks(e.to_string()))?.with_source_ip(source_ip);
     let mut options = config.buffer.options()?;
     if let Some(wal) = options.wal.as_mut() {
         // One log per prober id: probers sharing a node (or a default directory) never read

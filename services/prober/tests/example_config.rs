@@ -33,4 +33,7 @@ fn the_example_observer_sections_validate() {
     assert_eq!(observe.scrape.unwrap().targets.len(), 1);
     assert_eq!(observe.kubernetes.unwrap().api_url, None);
     assert!(observe.node.is_some() && observe.pods.is_some());
+    assert_eq!(observe.node.unwrap().source, mixmon_prober::observe::node::NodeSource::Proc);
+    // A documentation address, not one of this host: parsed here, refused by a prober's start.
+    assert_eq!(config.probe.source_ip().unwrap(), Some(std::net::IpAddr::from([10, 0, 0, 5])));
 }

@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mixmon_mixer_sim::{SimConfig, SimHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// Generous: the machine is shared with parallel builds.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -60,7 +60,57 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> std::io::Result<Reply> {
-    let mut stream = TcpStream::connect(addr).await?;
+    let stream = TcpStream::connect(addr).await?;
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+/// A connection to `addr` from the local address `source` (any loopback address works on
+/// Linux: all of 127.0.0.0/8 is this host).
+pub async fn connect_from(source: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = if source.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
+}
+
+/// `GET /health` with `Connection: close` on `stream`, read to the end.
+pub async fn health_on(stream: TcpStream, addr: SocketAddr) -> std::io::Result<Reply> {
+    exchange(stream, addr, "GET", "/health", &[], None).await
+}
+
+/// `GET /health` on a connection kept open: reads exactly one response (by its
+/// `Content-Length`), so the connection can carry another.
+pub async fn keep_alive_health(stream: &mut TcpStream) -> std::io::Result<Reply> {
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: sim\r\n\r\n").await?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed mid-response"));
+        }
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return parse_reply(&raw);
+            }
+        }
+    }
+}
+
+async fn exchange(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<Reply> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));

@@ -4,7 +4,7 @@
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mixmon_model::{FailureKind, IpPreference, PhaseTimings, ProbeDetails, TlsInfo};
@@ -209,12 +209,22 @@ pub(crate) async fn resolve_first(
 /// `connect` call, as it does on loopback and often on a LAN, and that wait would be charged to
 /// the connect phase. Here a connection that is already established is used at once, and only
 /// one still in progress waits for the reactor.
-pub(crate) async fn connect(addr: SocketAddr, progress: &mut Progress) -> Result<StampedStream, Failure> {
+///
+/// With a `source` address the socket is bound to it first (port chosen at connect time where
+/// the kernel can, so probes to different targets share source ports).
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    progress: &mut Progress,
+) -> Result<StampedStream, Failure> {
     progress.enter(Phase::Connect);
     progress.details.address = Some(addr);
     let fail = |e: std::io::Error| connect_failure(&e, addr);
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).map_err(fail)?;
     socket.set_nonblocking(true).map_err(fail)?;
+    if let Some(ip) = source {
+        bind_source(&socket, ip, addr)?;
+    }
     let in_progress = match socket.connect(&addr.into()) {
         Ok(()) => false,
         Err(e) if e.raw_os_error() == Some(EINPROGRESS) || e.kind() == std::io::ErrorKind::WouldBlock => true,
@@ -235,6 +245,35 @@ pub(crate) async fn connect(addr: SocketAddr, progress: &mut Progress) -> Result
     let (stream, rx) = StampedStream::new(tcp);
     progress.rx = Some(rx);
     Ok(stream)
+}
+
+/// Binds a probe's socket to the configured source address, any port.
+fn bind_source(socket: &socket2::Socket, ip: IpAddr, target: SocketAddr) -> Result<(), Failure> {
+    if ip.is_ipv4() != target.is_ipv4() {
+        return Err(Failure::new(
+            FailureKind::Connection,
+            format!("connect: source_ip {ip} cannot reach {target}: another address family"),
+        ));
+    }
+    // Without it, binding port 0 reserves a port for this socket alone and a busy prober
+    // could run out of them; with it the port is chosen by connect, per 4-tuple. Best effort:
+    // without it the bind still works.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::IpBindAddressNoPort, &true);
+    socket
+        .bind(&SocketAddr::new(ip, 0).into())
+        .map_err(|e| Failure::new(FailureKind::Connection, format!("connect: bind source_ip {ip}: {e}")))
+}
+
+/// Whether probes can be sent from `ip`: a TCP and a UDP socket bind to it (any port). An
+/// address of another host, or one not (yet) configured here, fails with the kernel's
+/// reason.
+pub fn check_source_ip(ip: IpAddr) -> std::io::Result<()> {
+    let local = SocketAddr::new(ip, 0);
+    let tcp = socket2::Socket::new(socket2::Domain::for_address(local), socket2::Type::STREAM, None)?;
+    tcp.bind(&local.into())?;
+    std::net::UdpSocket::bind(local)?;
+    Ok(())
 }
 
 /// `EINPROGRESS` on Linux: a non-blocking connect that has not finished yet.

@@ -1,12 +1,13 @@
 //! The DNS check: one query over UDP to the check's server (or the node's first
-//! `/etc/resolv.conf` nameserver), with recursion desired. A server that does not answer, or
+//! `/etc/resolv.conf` nameserver), with recursion desired, sent from the prober's source
+//! address when one is configured. A server that does not answer, or
 //! answers with an error code (NXDOMAIN, SERVFAIL, ...), or without any record of the asked
 //! type, fails as DNS; an answer missing an expected value fails as an assertion.
 //!
 //! Written by hand (RFC 1035): a query and the parse of an answer's records are a few dozen
 //! lines, against a resolver library's size in every prober.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mixmon_model::check::parse_dns_server;
@@ -18,15 +19,15 @@ use super::http::conclude;
 
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 
-pub(crate) async fn probe(spec: &CheckSpec, dns: &DnsCheck, started_at_ms: i64) -> ProbeResult {
+pub(crate) async fn probe(spec: &CheckSpec, dns: &DnsCheck, source: Option<IpAddr>, started_at_ms: i64) -> ProbeResult {
     let start = Instant::now();
     let mut progress = Progress::new(start);
     let budget = Duration::from_millis(u64::from(spec.timeout_ms));
-    let outcome = tokio::time::timeout(budget, run(dns, &mut progress)).await;
+    let outcome = tokio::time::timeout(budget, run(dns, source, &mut progress)).await;
     conclude(spec, started_at_ms, start, progress, outcome)
 }
 
-async fn run(dns: &DnsCheck, progress: &mut Progress) -> Result<(), Failure> {
+async fn run(dns: &DnsCheck, source: Option<IpAddr>, progress: &mut Progress) -> Result<(), Failure> {
     let server = match &dns.server {
         Some(server) => parse_dns_server(server)
             .ok_or_else(|| Failure::new(FailureKind::Dns, format!("dns: server {server:?} is not ip[:port]")))?,
@@ -37,9 +38,21 @@ async fn run(dns: &DnsCheck, progress: &mut Progress) -> Result<(), Failure> {
     let id: u16 = rand::random();
     let query = build_query(id, &dns.name, dns.record_type)
         .map_err(|reason| Failure::new(FailureKind::Dns, format!("dns: {}: {reason}", dns.name)))?;
-    let bind: SocketAddr = if server.is_ipv4() { ([0u8; 4], 0).into() } else { ([0u16; 8], 0).into() };
-    let socket =
-        UdpSocket::bind(bind).await.map_err(|e| Failure::new(FailureKind::Dns, format!("dns: socket: {e}")))?;
+    let bind = match source {
+        Some(ip) if ip.is_ipv4() != server.is_ipv4() => {
+            return Err(Failure::new(
+                FailureKind::Connection,
+                format!("dns: source_ip {ip} cannot reach {server}: another address family"),
+            ));
+        }
+        Some(ip) => SocketAddr::new(ip, 0),
+        None if server.is_ipv4() => ([0u8; 4], 0).into(),
+        None => ([0u16; 8], 0).into(),
+    };
+    let socket = UdpSocket::bind(bind).await.map_err(|e| match source {
+        Some(ip) => Failure::new(FailureKind::Connection, format!("dns: bind source_ip {ip}: {e}")),
+        None => Failure::new(FailureKind::Dns, format!("dns: socket: {e}")),
+    })?;
     socket
         .connect(server)
         .await

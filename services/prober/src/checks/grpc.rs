@@ -43,7 +43,7 @@ async fn run(
         Some(addr) => addr,
         None => resolve_first(&grpc.host, grpc.port, grpc.address.ip, progress).await?,
     };
-    let tcp = connect(addr, progress).await?;
+    let tcp = connect(addr, prober.source_ip, progress).await?;
     let io: Box<dyn Io> =
         if grpc.tls { Box::new(tls_handshake(&prober.h2, &grpc.host, tcp, progress).await?) } else { Box::new(tcp) };
 

@@ -13,7 +13,7 @@
 //! check without assertions.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,6 +56,9 @@ pub struct HttpProber {
     pub(crate) h2: TlsConnector,
     /// No ALPN, for TCP checks: a server insisting on its own protocol list must not refuse us.
     pub(crate) plain: TlsConnector,
+    /// The local address every probe connection is made from (`[probe] source_ip`); `None`:
+    /// the kernel chooses by route.
+    pub(crate) source_ip: Option<IpAddr>,
     /// Keeps the kernel's receive timestamps on between probes (see `rx_clock`).
     _timestamps: Option<Arc<std::net::UdpSocket>>,
 }
@@ -90,8 +93,17 @@ impl HttpProber {
             h2_or_http1: config(&[b"h2", b"http/1.1"])?,
             h2: config(&[b"h2"])?,
             plain: config(&[])?,
+            source_ip: None,
             _timestamps: super::rx_clock::keep_kernel_timestamps_on(),
         })
+    }
+
+    /// The same engine with every probe connection (HTTP(S), TCP, gRPC, DNS) made from
+    /// `source_ip`, as the blackbox exporter's `source_ip_address`. The address is not checked
+    /// here: [`check_source_ip`](crate::checks::check_source_ip) tells whether it is local.
+    pub fn with_source_ip(mut self, source_ip: Option<IpAddr>) -> Self {
+        self.source_ip = source_ip;
+        self
     }
 
     /// Probes `http` once, within `spec.timeout_ms`, at the first address its host resolves
@@ -128,7 +140,7 @@ impl HttpProber {
                 Some(addr) => addr,
                 None => resolve_first(target.host(), target.port, http.address.ip, progress).await?,
             };
-            let tcp = connect(addr, progress).await?;
+            let tcp = connect(addr, self.source_ip, progress).await?;
             let request = build_request(&target, method.clone(), http, with_body)?;
             let collect = !http.assertions.is_empty();
             let response = if target.tls {

@@ -33,7 +33,7 @@ async fn run(
         Some(addr) => addr,
         None => resolve_first(&tcp.host, tcp.port, tcp.address.ip, progress).await?,
     };
-    let stream = connect(addr, progress).await?;
+    let stream = connect(addr, prober.source_ip, progress).await?;
     if tcp.tls {
         let mut tls = tls_handshake(&prober.plain, &tcp.host, stream, progress).await?;
         // A polite close_notify; the verdict is already in, so its failure does not matter.

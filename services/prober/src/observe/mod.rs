@@ -1,9 +1,10 @@
 //! What the prober observes besides probes: the mixer pods' own metrics (`scrape`), found in a
-//! static list or through the Kubernetes API (`discovery`), its node (`node`) and the pods on
-//! its node (`pods`). Each task turns what it sees into a [`Record`] and hands it to an
+//! static list or through the Kubernetes API (`discovery`), its node (`node` from `/proc`, or
+//! `kubelet` from the kubelet's stats summary) and the pods on its node (`pods`). Each task turns what it sees into a [`Record`] and hands it to an
 //! [`Emit`] callback (the prober's result sink), and stops when the stop signal turns true.
 
 pub mod discovery;
+pub mod kubelet;
 pub mod node;
 pub mod pods;
 pub mod quantity;
@@ -85,8 +86,20 @@ pub fn spawn(
             stop.clone(),
         )));
     }
-    if let Some(node_settings) = settings.node {
-        tasks.push(tokio::spawn(node::run(node_settings, node.clone(), emit.clone(), stop.clone())));
+    match (settings.node, &kube) {
+        (Some(node_settings), Some(client)) if node_settings.source == node::NodeSource::Kubelet => {
+            let sampler = kubelet::KubeletSampler::new(client.clone(), node.clone());
+            tasks.push(tokio::spawn(sampler.run(node_settings.interval, emit.clone(), stop.clone())));
+        }
+        (Some(node_settings), _) if node_settings.source == node::NodeSource::Kubelet => {
+            return Err(ProberError::Config(
+                "node.source = \"kubelet\" needs the Kubernetes API; configure [scrape.kubernetes]".into(),
+            ));
+        }
+        (Some(node_settings), _) => {
+            tasks.push(tokio::spawn(node::run(node_settings, node.clone(), emit.clone(), stop.clone())));
+        }
+        (None, _) => {}
     }
     if let (Some(pods), Some(client)) = (settings.pods, kube) {
         let sampler = pods::PodSampler::new(client, node, pods.namespace);

@@ -1,5 +1,6 @@
 //! Sampling the prober's node: CPU, memory, network and disks from `/proc` (`mixmon_hostinfo`),
-//! off the async runtime and under a timeout (a `statvfs` on a dead mount can block).
+//! off the async runtime and under a timeout (a `statvfs` on a dead mount can block). The
+//! other source, the kubelet, is `kubelet.rs`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +18,20 @@ const MAX_MOUNT_BYTES: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSettings {
     pub interval: Duration,
+    /// Where the figures come from.
+    pub source: NodeSource,
+    /// The node's `/proc`, for [`NodeSource::Proc`].
     pub proc_root: PathBuf,
+}
+
+/// Where a node's figures come from: `/proc` and `statvfs` on the node itself, or its kubelet's
+/// stats summary through the Kubernetes API (`kubelet.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeSource {
+    #[default]
+    Proc,
+    Kubelet,
 }
 
 impl NodeSettings {
@@ -200,7 +214,11 @@ mod tests {
             Arc::new(move |r| seen.lock().expect("lock").push(r))
         };
         let (stop_tx, stop_rx) = watch::channel(false);
-        let settings = NodeSettings { interval: Duration::from_millis(20), proc_root: proc.to_path_buf() };
+        let settings = NodeSettings {
+            interval: Duration::from_millis(20),
+            source: NodeSource::Proc,
+            proc_root: proc.to_path_buf(),
+        };
         let task = tokio::spawn(run(settings, EntityName::new("node-a").expect("valid"), emit, stop_rx));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while seen.lock().expect("lock").len() < 2 {

@@ -1,5 +1,5 @@
 //! Kubernetes resource quantities (`512Mi`, `1Gi`, `1G`, `1e9`, `500M`, `0.5Gi`) as a whole
-//! number of bytes.
+//! number of bytes, and CPU quantities (`8`, `7910m`, `250000n`) as whole nanocores.
 //!
 //! The grammar is Kubernetes' own: a decimal number (optionally signed, optionally with a
 //! fraction), then either a binary suffix (`Ki` … `Ei`), a decimal suffix (`n`, `u`, `m`, none,
@@ -14,6 +14,17 @@ const MAX_DIGITS: usize = 30;
 /// The quantity `text` in bytes (rounded up), or `None` when it is not a valid, non-negative
 /// quantity that fits a `u64`.
 pub fn parse_bytes(text: &str) -> Option<u64> {
+    parse_scaled(text, 0)
+}
+
+/// The CPU quantity `text` in nanocores (`"8"` is 8 000 000 000, `"7910m"` 7 910 000 000),
+/// rounded up, or `None` as for [`parse_bytes`].
+pub fn parse_nanocores(text: &str) -> Option<u64> {
+    parse_scaled(text, 9)
+}
+
+/// The quantity times `10^scale`, rounded up.
+fn parse_scaled(text: &str, scale: i32) -> Option<u64> {
     let text = text.trim();
     let unsigned = text.strip_prefix('+').unwrap_or(text);
     let number_len = unsigned.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(unsigned.len());
@@ -30,7 +41,7 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
     let mantissa: u128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
     let (pow2, pow10) = multiplier(suffix)?;
     let frac_digits = i32::try_from(frac_part.len()).ok()?;
-    let exp10 = pow10.checked_sub(frac_digits)?;
+    let exp10 = pow10.checked_add(scale)?.checked_sub(frac_digits)?;
     let scaled = mantissa.checked_mul(1u128.checked_shl(pow2)?)?;
     let value = if exp10 >= 0 {
         if scaled == 0 {
@@ -129,6 +140,25 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(parse_bytes(text), *want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn cpu_quantities_in_nanocores() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("8", Some(8_000_000_000)),
+            ("7910m", Some(7_910_000_000)),
+            ("0.5", Some(500_000_000)),
+            ("250000n", Some(250_000)),
+            ("1500u", Some(1_500_000)),
+            ("2k", Some(2_000_000_000_000)),
+            ("0.0000000001", Some(1)),
+            ("-1", None),
+            ("8 cores", None),
+            ("1e12", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_nanocores(text), *want, "{text:?}");
         }
     }
 }
