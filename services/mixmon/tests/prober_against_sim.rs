@@ -31,7 +31,13 @@ fn prober(source: IpAddr) -> HttpProber {
 }
 
 async fn probe(prober: &HttpProber, kind: CheckKind) -> ProbeResult {
-    let spec = CheckSpec { id: CheckId::new("a").expect("id"), interval_ms: 10_000, timeout_ms: TIMEOUT_MS, kind };
+    let spec = CheckSpec {
+        id: CheckId::new("a").expect("id"),
+        interval_ms: 10_000,
+        timeout_ms: TIMEOUT_MS,
+        phase_shift_ms: 0,
+        kind,
+    };
     let mut results = tokio::time::timeout(DEADLINE, checks::run(prober, &spec, 0)).await.expect("in time");
     assert_eq!(results.len(), 1);
     results.remove(0)

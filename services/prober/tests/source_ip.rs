@@ -49,7 +49,13 @@ impl Peers {
 }
 
 fn spec(kind: CheckKind) -> CheckSpec {
-    CheckSpec { id: CheckId::new("source").expect("id"), interval_ms: 10_000, timeout_ms: 3_000, kind }
+    CheckSpec {
+        id: CheckId::new("source").expect("id"),
+        interval_ms: 10_000,
+        timeout_ms: 3_000,
+        phase_shift_ms: 0,
+        kind,
+    }
 }
 
 async fn run_one(prober: &HttpProber, kind: CheckKind) -> ProbeResult {
