@@ -268,10 +268,10 @@ impl HourCache {
 }
 
 pub struct RedisStore {
-    connection: ConnectionManager,
+    pub(crate) connection: ConnectionManager,
     apply_script: redis::Script,
     response_timeout: Duration,
-    shown_url: String,
+    pub(crate) shown_url: String,
     cache: Mutex<HourCache>,
     cache_capacity: usize,
     /// When this process last added each check to [`keys::CHECKS`].
@@ -279,6 +279,9 @@ pub struct RedisStore {
     figures_script: redis::Script,
     /// When this process last added each subject to [`keys::SUBJECTS`].
     subjects_written: Mutex<HashMap<Subject, Instant>>,
+    /// For the probe-request subscription, which needs a connection of its own.
+    pub(crate) client: redis::Client,
+    pub(crate) probe_requests: tokio::sync::OnceCell<tokio::sync::broadcast::Sender<crate::alerts::ProbeRequest>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -303,7 +306,8 @@ impl RedisStore {
         // The outer bound covers DNS and the handshake commands too.
         let bound = config.connect_timeout + config.response_timeout;
         let connection =
-            match tokio::time::timeout(bound, ConnectionManager::new_with_config(client, manager_config)).await {
+            match tokio::time::timeout(bound, ConnectionManager::new_with_config(client.clone(), manager_config)).await
+            {
                 Ok(Ok(connection)) => connection,
                 Ok(Err(e)) => {
                     return Err(StoreError::Unavailable(format!(
@@ -327,12 +331,14 @@ impl RedisStore {
             checks_written: Mutex::new(HashMap::new()),
             figures_script: redis::Script::new(FIGURES_SCRIPT),
             subjects_written: Mutex::new(HashMap::new()),
+            client,
+            probe_requests: tokio::sync::OnceCell::new(),
         })
     }
 
     /// Runs one store operation with the response timeout over all of it. A timed-out
     /// `apply_batch` may still have been applied; a resend is then a harmless Duplicate.
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         what: &str,
         operation: impl Future<Output = Result<T, StoreError>>,
@@ -360,7 +366,7 @@ impl RedisStore {
         .await
     }
 
-    fn map_error(&self, what: &str, key: Option<&str>, e: &RedisError) -> StoreError {
+    pub(crate) fn map_error(&self, what: &str, key: Option<&str>, e: &RedisError) -> StoreError {
         let unavailable = e.is_io_error()
             || e.is_timeout()
             || e.is_connection_dropped()

@@ -167,32 +167,50 @@ macro_rules! suite {
     ($make:expr) => {
         #[tokio::test]
         async fn newest_observation_wins() {
-            super::newest_observation_wins(&$make).await;
+            let (_guard, store) = $make;
+            super::newest_observation_wins(&store).await;
         }
         #[tokio::test]
         async fn probers_keep_first_and_latest_seen() {
-            super::probers_keep_first_and_latest_seen(&$make).await;
+            let (_guard, store) = $make;
+            super::probers_keep_first_and_latest_seen(&store).await;
         }
         #[tokio::test]
         async fn one_leader_and_fencing() {
-            super::one_leader_and_fencing(&$make).await;
+            let (_guard, store) = $make;
+            super::one_leader_and_fencing(&store).await;
         }
         #[tokio::test]
         async fn commits_upsert_remove_and_stream() {
-            super::commits_upsert_remove_and_stream(&$make).await;
+            let (_guard, store) = $make;
+            super::commits_upsert_remove_and_stream(&store).await;
         }
         #[tokio::test]
         async fn day_counts() {
-            super::day_counts(&$make).await;
+            let (_guard, store) = $make;
+            super::day_counts(&store).await;
         }
         #[tokio::test]
         async fn probe_requests_reach_subscribers() {
-            super::probe_requests_reach_subscribers(&$make).await;
+            let (_guard, store) = $make;
+            super::probe_requests_reach_subscribers(&store).await;
         }
     };
 }
 
 mod memory {
     use super::*;
-    suite!(MemoryStore::new());
+    suite!(((), MemoryStore::new()));
+}
+
+/// The same contract on a real `redis-server` of the test's own.
+mod redis {
+    use mixmon_store::{RedisStore, RedisStoreConfig};
+    use mixmon_testkit::RedisServer;
+
+    suite!({
+        let server = RedisServer::start().unwrap();
+        let store = RedisStore::connect(RedisStoreConfig::new(server.url())).await.unwrap();
+        (server, store)
+    });
 }

@@ -45,6 +45,64 @@ pub struct AggregatorConfig {
     /// seen sooner. A region not listed gets a fixed slot from its name.
     #[serde(default)]
     pub regions: Vec<String>,
+    #[serde(default)]
+    pub alerting: AlertingConfig,
+}
+
+/// The alert rule evaluator (`[alerting]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertingConfig {
+    /// Evaluate the alert rules in this replica when it holds the lease.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The rules file (YAML); absent: the shipped `config/rules.yaml`, built in.
+    pub rules_file: Option<PathBuf>,
+    /// How long a leader's lease lasts unrenewed: a killed leader is replaced within it.
+    #[serde(default = "default_lease_ttl_ms")]
+    pub lease_ttl_ms: u64,
+    /// At most this long between evaluations.
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        AlertingConfig {
+            enabled: true,
+            rules_file: None,
+            lease_ttl_ms: default_lease_ttl_ms(),
+            tick_ms: default_tick_ms(),
+        }
+    }
+}
+
+impl AlertingConfig {
+    /// The lease and tick bounds a working evaluator needs.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1_000..=60_000).contains(&self.lease_ttl_ms) {
+            return Err(format!("alerting.lease_ttl_ms must be in 1000..=60000, got {}", self.lease_ttl_ms));
+        }
+        if !(100..=1_000).contains(&self.tick_ms) || self.tick_ms * 2 > self.lease_ttl_ms {
+            return Err(format!(
+                "alerting.tick_ms must be in 100..=1000 (rules are evaluated at least once a second) and at most half the lease, got {}",
+                self.tick_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_lease_ttl_ms() -> u64 {
+    5_000
+}
+
+fn default_tick_ms() -> u64 {
+    500
 }
 
 fn default_listen() -> String {

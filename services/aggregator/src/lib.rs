@@ -6,6 +6,7 @@
 //! liveness), `server` (the tonic stack: auth, limits, health, graceful shutdown),
 //! `assignment` (which prober runs which check), `reload` (the catalogue follows its file).
 
+pub mod alerting;
 pub mod assignment;
 pub mod catalogue;
 pub mod config;

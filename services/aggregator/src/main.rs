@@ -36,6 +36,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("loading the configuration")?;
     let interval = std::env::var(HEALTH_CHECK_INTERVAL).ok();
     let (catalogue, assignments) = reload::resolve(&config, interval.as_deref())?;
+    config.alerting.validate().map_err(anyhow::Error::msg)?;
     let token = config.auth.resolve().map_err(anyhow::Error::msg)?;
     let listen = args.listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
@@ -55,11 +56,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(path) = &args.config {
         // Edits to the file reach the probers without a restart.
-        tokio::spawn(reload::watch_file(path.clone(), handle.clone(), stop_rx));
+        tokio::spawn(reload::watch_file(path.clone(), handle.clone(), stop_rx.clone()));
     }
+    let alerting = mixmon_aggregator::alerting::start(&config.alerting, store.clone(), handle.clone(), stop_rx)?;
     let options =
         ServeOptions { catalogue: handle, store, auth_token: token, registry: Arc::default(), stats: Arc::default() };
     mixmon_aggregator::serve(options, listener, mixmon_config::process::shutdown_signal()).await?;
     let _ = stop_tx.send(true);
+    // The evaluator gives its lease up on the way out, so a replica takes over at once.
+    for task in alerting.tasks {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
     Ok(())
 }

@@ -29,7 +29,20 @@ fn load_catalogue(path: &Path) -> anyhow::Result<Catalogue> {
     Ok(Catalogue::from_config(&config, interval.as_deref())?)
 }
 
-pub fn validate(catalogue: Option<&Path>, prober: Option<&Path>) -> anyhow::Result<()> {
+fn validate_rules(path: &Path) -> anyhow::Result<()> {
+    let rules = mixmon_rules::load(path)?;
+    let groups: std::collections::BTreeSet<&str> = rules.rules.iter().map(|r| r.group.as_str()).collect();
+    println!(
+        "{}: ok, {} rules in {} groups, {} maintenance windows",
+        path.display(),
+        rules.rules.len(),
+        groups.len(),
+        rules.maintenance.len()
+    );
+    Ok(())
+}
+
+pub fn validate(catalogue: Option<&Path>, prober: Option<&Path>, rules: Option<&Path>) -> anyhow::Result<()> {
     if let Some(path) = catalogue {
         let catalogue = load_catalogue(path)?;
         println!(
@@ -38,6 +51,16 @@ pub fn validate(catalogue: Option<&Path>, prober: Option<&Path>) -> anyhow::Resu
             catalogue.checks.len(),
             catalogue.version
         );
+        // The aggregator loads its rules at start: refuse here what it would refuse there.
+        let config: mixmon_aggregator::AggregatorConfig =
+            mixmon_config::load(Some(path), mixmon_config::process_env())?;
+        config.alerting.validate().map_err(anyhow::Error::msg)?;
+        if let Some(rules) = &config.alerting.rules_file {
+            validate_rules(rules)?;
+        }
+    }
+    if let Some(path) = rules {
+        validate_rules(path)?;
     }
     if let Some(path) = prober {
         // Everything the prober checks at start, without starting it: the file and the

@@ -25,15 +25,18 @@ enum Command {
     Up(up::UpArgs),
     /// Run every configured check and print the results; exits 1 when any is unhealthy.
     Check(check::CheckArgs),
-    /// Validate an aggregator configuration file (the check catalogue) and/or a prober
-    /// configuration file, and exit.
+    /// Validate an aggregator configuration file (the check catalogue and its alerting
+    /// section), a prober configuration file and/or an alert rules file, and exit.
     Validate {
         /// The aggregator configuration (check catalogue) to validate.
-        #[arg(long, required_unless_present = "prober")]
+        #[arg(long, required_unless_present_any = ["prober", "rules"])]
         config: Option<PathBuf>,
         /// A prober configuration to validate (identity, aggregators, buffer, scrape, node, pods).
         #[arg(long)]
         prober: Option<PathBuf>,
+        /// An alert rules file (YAML) to validate: every mistake is listed with its line and column.
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
 }
 
@@ -51,8 +54,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Check(args) => check::run(args).await,
-            Command::Validate { config, prober } => {
-                check::validate(config.as_deref(), prober.as_deref()).map(|()| ExitCode::SUCCESS)
+            Command::Validate { config, prober, rules } => {
+                check::validate(config.as_deref(), prober.as_deref(), rules.as_deref()).map(|()| ExitCode::SUCCESS)
             }
         }
     });

@@ -27,6 +27,15 @@ pub enum QueryError {
     Store(#[from] StoreError),
 }
 
+impl From<mixmon_sli::SliError> for QueryError {
+    fn from(error: mixmon_sli::SliError) -> Self {
+        match error {
+            mixmon_sli::SliError::Store(store) => QueryError::Store(store),
+            mixmon_sli::SliError::Window(window) => QueryError::bad_request("bad_window", window.to_string()),
+        }
+    }
+}
+
 impl QueryError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         QueryError::BadRequest { code, message: message.into() }

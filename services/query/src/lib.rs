@@ -8,12 +8,12 @@
 //! `/search` (Grafana); `GET /api/v1/status` (the health table, [`status_snapshot`]) and
 //! `GET /api/v1/status/mixer` (the mixer per region, [`mixer_snapshot`]).
 
+mod alerts;
 mod auth;
 mod body;
 mod catalog;
 mod compute;
 mod error;
-mod figure;
 mod figure_query;
 mod filter;
 mod metric;
@@ -36,6 +36,9 @@ use mixmon_model::sli::HealthThresholds;
 use mixmon_store::Store;
 use serde_json::{json, Value};
 
+// The figure catalogue lives in `libs/sli`, shared with the alert rules.
+use mixmon_sli::figure;
+
 pub use error::QueryError;
 pub use figure::FigureMetric;
 pub use metric::Metric;
@@ -56,6 +59,8 @@ pub(crate) struct AppState {
     pub store: Arc<dyn Store>,
     pub options: Arc<QueryOptions>,
     pub points: Arc<compute::PointCache>,
+    /// When this service started (Alertmanager's status reports an uptime).
+    pub started_at_ms: i64,
 }
 
 /// Folded (group, hour, step) blocks the query service keeps; a 24 h panel of 24 series at
@@ -65,8 +70,12 @@ const POINT_CACHE_HOURS: usize = 4_096;
 /// The whole HTTP API. No route redirects, and every answer, errors and unknown routes
 /// included, is JSON.
 pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
-    let state =
-        AppState { store, options: Arc::new(options), points: Arc::new(compute::PointCache::new(POINT_CACHE_HOURS)) };
+    let state = AppState {
+        store,
+        options: Arc::new(options),
+        points: Arc::new(compute::PointCache::new(POINT_CACHE_HOURS)),
+        started_at_ms: chrono::Utc::now().timestamp_millis(),
+    };
     Router::new()
         .route("/", get(alive))
         .route("/healthz", get(alive))
@@ -80,6 +89,11 @@ pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
         .route("/api/v1/status", get(status::handler))
         .route("/api/v1/status/mixer", get(status::mixer_handler))
         .route("/api/v1/records", get(records::handler))
+        .route("/api/v1/alerts", get(alerts::v1_alerts))
+        .route("/api/v1/alerts/history", get(alerts::history))
+        .route("/api/v2/alerts", get(alerts::v2_alerts))
+        .route("/api/v2/alerts/groups", get(alerts::v2_groups))
+        .route("/api/v2/status", get(alerts::v2_status))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))

@@ -19,13 +19,52 @@ use crate::request::{parse_query, QueryRequest, Target};
 use crate::selection::select;
 use crate::timeline::Timeline;
 use crate::AppState;
+use mixmon_model::alert::Matcher;
 
 pub(crate) async fn handler(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody,
+    JsonBody(mut body): JsonBody,
 ) -> Result<Json<Vec<Value>>, QueryError> {
-    let request = parse_query(&body, chrono::Utc::now().timestamp_millis())?;
-    Ok(Json(run(state.store.as_ref(), &request, &state.points).await?))
+    let now = chrono::Utc::now().timestamp_millis();
+    let annotations = take_annotation_targets(&mut body)?;
+    let request = parse_query(&body, now)?;
+    let mut out = run(state.store.as_ref(), &request, &state.points).await?;
+    if !annotations.is_empty() {
+        let (from, to) = crate::timeline::parse_range(&body, now)?;
+        for (ref_id, matchers) in &annotations {
+            out.push(crate::alerts::annotations(&state, ref_id.as_ref(), from, to, matchers).await?);
+        }
+    }
+    Ok(Json(out))
+}
+
+/// Annotation queries (`refId: "Anno"`, Grafana's standard annotation support; target
+/// `alerts`, optionally narrowed by `payload.filter`, Alertmanager matchers) are taken out of
+/// the body: they read alert history, not metrics.
+fn take_annotation_targets(body: &mut Map<String, Value>) -> Result<Vec<(Option<Value>, Vec<Matcher>)>, QueryError> {
+    let Some(Value::Array(targets)) = body.get_mut("targets") else { return Ok(Vec::new()) };
+    let mut taken = Vec::new();
+    let mut kept = Vec::with_capacity(targets.len());
+    for target in targets.drain(..) {
+        let is_annotation = target.get("refId").and_then(Value::as_str) == Some("Anno");
+        if !is_annotation {
+            kept.push(target);
+            continue;
+        }
+        let name = target.get("target").and_then(Value::as_str).unwrap_or("alerts").trim();
+        if !name.is_empty() && name != "alerts" {
+            return Err(QueryError::bad_request(
+                "unknown_annotation",
+                format!("annotation target '{}' is unknown; known: alerts", crate::error::clip(name, 60)),
+            ));
+        }
+        let filter = target.get("payload").and_then(|p| p.get("filter")).and_then(Value::as_str).unwrap_or("");
+        let matchers = Matcher::parse_list(filter)
+            .map_err(|e| QueryError::bad_request("invalid_filter", crate::error::clip(&e.to_string(), 200)))?;
+        taken.push((target.get("refId").cloned(), matchers));
+    }
+    *targets = kept;
+    Ok(taken)
 }
 
 pub(crate) async fn run(

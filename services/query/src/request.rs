@@ -55,7 +55,7 @@ impl Default for RegionChoice {
 }
 
 /// Region value meaning "merge every region into one series".
-pub const MERGED_REGION: &str = "all";
+pub use mixmon_sli::MERGED_REGION;
 
 /// Values that mean "every one" in Grafana's vocabulary.
 pub(crate) fn is_wildcard(name: &str) -> bool {

@@ -1,0 +1,264 @@
+//! One evaluation of every rule: each instance's observation through the state machine
+//! (`mixmon_model::alert::machine`), events raised from what changed, inhibition marked, and
+//! what must be written: the changed instances, the removed ones and the transitions.
+//!
+//! No I/O and no clock: [`Inputs`] holds the time and everything read, so a scenario is a
+//! table of inputs and the alerts it must (and must not) raise.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mixmon_model::alert::machine::{self, event, expire_event};
+use mixmon_model::alert::{
+    AlertInstance, AlertState, AlertTransition, Condition, EventKind, Fingerprint, InhibitRule, LabelSet, MatchOp,
+    Matcher, Notify, Observation, Rule, RuleSet, Verdict, ALERTNAME, SEVERITY,
+};
+
+use super::inputs::Inputs;
+use super::signals::{observe, ProbeViews, PROBER, PROBE_REGION};
+
+/// A prober first seen this recently raises ProberJoined (an evaluator that starts later
+/// does not announce probers that joined long before).
+const JOINED_WITHIN_MS: i64 = 60_000;
+/// An instance with no data for this long, and not firing, is forgotten.
+const NO_DATA_FORGET_MS: i64 = 3_600_000;
+/// Default for `prober_isolated` when no rule says: fewer checks than this cannot tell.
+const DEFAULT_MIN_CHECKS: usize = 2;
+
+/// What one evaluation decided.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Evaluation {
+    pub changed: Vec<AlertInstance>,
+    pub removed: Vec<Fingerprint>,
+    pub transitions: Vec<AlertTransition>,
+}
+
+impl Evaluation {
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.removed.is_empty() && self.transitions.is_empty()
+    }
+}
+
+/// The alert instances and how they move.
+#[derive(Debug, Default, Clone)]
+pub struct Engine {
+    instances: BTreeMap<Fingerprint, AlertInstance>,
+}
+
+impl Engine {
+    /// Continues from instances as stored (after a restart or a leader change).
+    pub fn new(loaded: Vec<AlertInstance>) -> Self {
+        Engine { instances: loaded.into_iter().map(|i| (i.fingerprint(), i)).collect() }
+    }
+
+    pub fn instances(&self) -> impl Iterator<Item = &AlertInstance> {
+        self.instances.values()
+    }
+
+    /// The earliest time a pending alert can fire, so the evaluator wakes then.
+    pub fn next_deadline(&self, rules: &RuleSet) -> Option<i64> {
+        self.instances
+            .values()
+            .filter(|i| i.state == AlertState::Pending)
+            .filter_map(|i| {
+                let rule = rules.rule(i.alertname())?;
+                Some(i.active_at_ms? + i64::try_from(rule.timing.for_ms).unwrap_or(i64::MAX))
+            })
+            .min()
+    }
+
+    /// Evaluates every rule of `rules` on `inputs`. `routing_inhibits` are inhibition rules
+    /// from the routing file, applied with the rules' own `inhibits` relations.
+    pub fn evaluate(&mut self, rules: &RuleSet, routing_inhibits: &[InhibitRule], inputs: &Inputs) -> Evaluation {
+        let now = inputs.now_ms;
+        let before = self.instances.clone();
+        let mut next: BTreeMap<Fingerprint, AlertInstance> = BTreeMap::new();
+        let mut transitions = Vec::new();
+        let min_checks = rules
+            .rules
+            .iter()
+            .find_map(|r| match r.condition {
+                Condition::ProberIsolated { min_checks } => Some(min_checks as usize),
+                _ => None,
+            })
+            .unwrap_or(DEFAULT_MIN_CHECKS);
+        let views = ProbeViews::new(inputs, min_checks);
+
+        for rule in rules.rules.iter().filter(|r| !matches!(r.condition, Condition::Event(_))) {
+            let mut seen = BTreeSet::new();
+            for (instance_labels, mut observation) in observe(rule, inputs, &views) {
+                if !mixmon_model::alert::matches_all(&rule.matchers, &instance_labels) {
+                    continue;
+                }
+                if rules.maintenance.iter().any(|w| w.covers(&instance_labels, now)) {
+                    observation.verdict = Verdict::NoData;
+                }
+                let labels = rule.alert_labels(&instance_labels);
+                let fingerprint = labels.fingerprint();
+                seen.insert(fingerprint);
+                self.step_into(rule, &labels, observation, now, &mut next, &mut transitions);
+            }
+            // Instances the rule no longer produced: no data, which never resolves a firing alert.
+            let missing: Vec<AlertInstance> = self
+                .instances
+                .values()
+                .filter(|i| i.alertname() == rule.name && !i.event && !seen.contains(&i.fingerprint()))
+                .cloned()
+                .collect();
+            for old in missing {
+                let forget = old.state == AlertState::NoData && now - old.updated_at_ms >= NO_DATA_FORGET_MS;
+                if forget {
+                    continue;
+                }
+                let observation = Observation { verdict: Verdict::NoData, value: None };
+                self.step_into(rule, &old.labels.clone(), observation, now, &mut next, &mut transitions);
+            }
+        }
+
+        // Alerts of rules that are gone: a firing one is resolved, so receivers hear its end.
+        for old in self.instances.values().filter(|i| rules.rule(i.alertname()).is_none()) {
+            if old.state == AlertState::Firing && !old.event {
+                let mut resolved = old.clone();
+                resolved.state = AlertState::Resolved;
+                resolved.resolved_at_ms = Some(now);
+                resolved.updated_at_ms = now;
+                transitions.push(AlertTransition::of(&resolved, AlertState::Firing, now));
+            }
+        }
+
+        self.raise_events(rules, inputs, &mut next, &mut transitions);
+        mark_inhibited(rules, routing_inhibits, &mut next);
+
+        let changed = next.iter().filter(|(fp, i)| before.get(fp) != Some(i)).map(|(_, i)| i.clone()).collect();
+        let removed = before.keys().filter(|fp| !next.contains_key(fp)).copied().collect();
+        self.instances = next;
+        Evaluation { changed, removed, transitions }
+    }
+
+    fn step_into(
+        &self,
+        rule: &Rule,
+        labels: &LabelSet,
+        observation: Observation,
+        now: i64,
+        next: &mut BTreeMap<Fingerprint, AlertInstance>,
+        transitions: &mut Vec<AlertTransition>,
+    ) {
+        let previous = self.instances.get(&labels.fingerprint());
+        let step = machine::step(
+            previous,
+            labels,
+            |value| rule.render_annotations(labels, value),
+            observation,
+            &rule.timing,
+            now,
+        );
+        if let Some(transition) = step.transition {
+            transitions.push(transition);
+        }
+        if let Some(instance) = step.instance {
+            next.insert(instance.fingerprint(), instance);
+        }
+    }
+
+    /// One-shot events: probers that joined, alerts that recovered; and events that expire.
+    fn raise_events(
+        &self,
+        rules: &RuleSet,
+        inputs: &Inputs,
+        next: &mut BTreeMap<Fingerprint, AlertInstance>,
+        transitions: &mut Vec<AlertTransition>,
+    ) {
+        let now = inputs.now_ms;
+        for old in self.instances.values().filter(|i| i.event) {
+            match expire_event(old, now) {
+                Some(step) => transitions.extend(step.transition),
+                None if rules.rule(old.alertname()).is_some() => {
+                    next.insert(old.fingerprint(), old.clone());
+                }
+                None => {}
+            }
+        }
+        let resolved: Vec<AlertTransition> =
+            transitions.iter().filter(|t| t.notify() == Some(Notify::Resolve)).cloned().collect();
+        for rule in &rules.rules {
+            let Condition::Event(kind) = &rule.condition else { continue };
+            let raised: Vec<(LabelSet, Option<f64>)> = match kind {
+                EventKind::ProberJoined => inputs
+                    .probers
+                    .iter()
+                    .filter(|p| now - p.first_seen_ms < JOINED_WITHIN_MS && p.first_seen_ms <= now)
+                    .map(|p| {
+                        let labels =
+                            LabelSet::new().with(PROBER, p.prober.clone()).with(PROBE_REGION, p.region.clone());
+                        (labels, None)
+                    })
+                    .collect(),
+                EventKind::Recovered { rule: of } => resolved
+                    .iter()
+                    .filter(|t| t.alertname() == of)
+                    .map(|t| {
+                        let mut labels = t.labels.clone();
+                        labels.insert(ALERTNAME, "");
+                        labels.insert(SEVERITY, "");
+                        let down_for = t.fired_at_ms.zip(t.resolved_at_ms).map(|(f, r)| (r - f) as f64 / 1_000.0);
+                        (labels, down_for)
+                    })
+                    .collect(),
+            };
+            for (instance_labels, value) in raised {
+                let labels = rule.alert_labels(&instance_labels);
+                let fingerprint = labels.fingerprint();
+                // Kept while listed, so an evaluator restart does not raise it again.
+                if next.contains_key(&fingerprint) || self.instances.contains_key(&fingerprint) {
+                    continue;
+                }
+                let step = event(&labels, rule.render_annotations(&labels, value), value, now);
+                transitions.extend(step.transition);
+                if let Some(instance) = step.instance {
+                    next.insert(fingerprint, instance);
+                }
+            }
+        }
+    }
+}
+
+/// The inhibition rules of the rules file: each `inhibits` relation, as Alertmanager would
+/// write it (`source alertname=R`, `target alertname=~"A|B"`, `equal`).
+pub fn relation_inhibits(rules: &RuleSet) -> Vec<InhibitRule> {
+    rules
+        .rules
+        .iter()
+        .filter(|r| !r.inhibits.is_empty())
+        .filter_map(|r| {
+            let source = Matcher::new(ALERTNAME, MatchOp::Equal, r.name.clone()).ok()?;
+            let pattern = r.inhibits.iter().map(|name| regex_escape(name)).collect::<Vec<_>>().join("|");
+            let target = Matcher::new(ALERTNAME, MatchOp::Regex, pattern).ok()?;
+            Some(InhibitRule {
+                source_matchers: vec![source],
+                target_matchers: vec![target],
+                equal: r.inhibits_equal.clone(),
+            })
+        })
+        .collect()
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars().flat_map(|c| if c.is_ascii_alphanumeric() || c == '_' { vec![c] } else { vec!['\\', c] }).collect()
+}
+
+/// Marks every firing alert with the firing alerts that mute it.
+fn mark_inhibited(rules: &RuleSet, routing: &[InhibitRule], instances: &mut BTreeMap<Fingerprint, AlertInstance>) {
+    let mut inhibit = relation_inhibits(rules);
+    inhibit.extend(routing.iter().cloned());
+    let firing: Vec<LabelSet> =
+        instances.values().filter(|i| i.state == AlertState::Firing && !i.event).map(|i| i.labels.clone()).collect();
+    let targets: Vec<Fingerprint> = instances.keys().copied().collect();
+    let target_labels: Vec<LabelSet> =
+        targets.iter().filter_map(|fp| instances.get(fp)).map(|i| i.labels.clone()).collect();
+    let muted = mixmon_model::alert::inhibited_by(&inhibit, &target_labels, &firing);
+    for (fingerprint, by) in targets.iter().zip(muted) {
+        if let Some(instance) = instances.get_mut(fingerprint) {
+            instance.inhibited_by = if instance.state == AlertState::Firing { by } else { Vec::new() };
+        }
+    }
+}
