@@ -52,6 +52,9 @@ pub struct UpArgs {
     /// Bearer token for the query API, required when it listens beyond loopback.
     #[arg(long, env = "MIXMON_QUERY_TOKEN", hide_env_values = true)]
     query_token: Option<String>,
+    /// Alert rules (YAML); default: the shipped config/rules.yaml, built in. Reloaded on change.
+    #[arg(long)]
+    rules: Option<PathBuf>,
 }
 
 /// Scrape, pod and node sampling (the node's kubelet) against the simulator, every 5 s, and
@@ -124,6 +127,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .endpoints
             .iter()
             .map(|(name, addr)| CheckConfig {
+                // A regional endpoint carries its region, so RegionalFailure knows what a
+                // region's services are; `edge` and `api` are global.
+                labels: regions.iter().filter(|r| *r == name).map(|r| ("region".to_string(), r.clone())).collect(),
                 id: name.clone(),
                 check_type: CheckType::Http,
                 url: format!("http://{addr}/health"),
@@ -148,8 +154,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
     let mut probers: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
+    // Each region's probers run a check at their own phase of its interval (spread evenly).
+    let spread = mixmon_aggregator::assignment::Assignments::default().with_regions(regions.clone());
+    let catalogue = CatalogueHandle::with_assignments(catalogue, spread);
+    let alerting_config =
+        mixmon_aggregator::config::AlertingConfig { rules_file: args.rules.clone(), ..Default::default() };
+    let alerting =
+        mixmon_aggregator::alerting::start(&alerting_config, store.clone(), catalogue.clone(), stop_rx.clone())?;
+    let rule_count = alerting.rules.borrow().rules.rules.len();
     let options = ServeOptions {
-        catalogue: CatalogueHandle::new(catalogue),
+        catalogue,
         store: store.clone(),
         auth_token: None,
         registry: Arc::default(),
@@ -192,6 +206,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("mixmon is up (in-memory store and prober buffers: nothing is kept after exit). Ctrl-C stops it.");
     println!("  Grafana JSON datasource  http://{query_addr}   (POST /query, /metrics, /variable, ...)");
     println!("  status API               http://{query_addr}/api/v1/status");
+    println!("  alerts ({rule_count} rules)        http://{query_addr}/api/v2/alerts   (Alertmanager's API: amtool, Grafana, karma)");
     println!("  control plane (gRPC)     {grpc_addr}");
     println!("  probers                  {} ({})", regions.len(), regions.join(", "));
     println!("  checks                   {check_count}");

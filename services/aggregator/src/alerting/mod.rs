@@ -14,6 +14,8 @@ pub mod evaluator;
 pub mod gather;
 pub mod inputs;
 pub mod rules_file;
+#[cfg(test)]
+mod scenarios;
 pub mod signals;
 
 use std::sync::atomic::AtomicU64;
