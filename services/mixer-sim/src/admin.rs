@@ -161,7 +161,7 @@ async fn set_client_cut(
 ) -> Result<Response, ApiError> {
     let cut: ClientCut = parse_body(&body)?;
     let ip = parse_client(&client).map_err(SimError::from)?;
-    state.controls.set_client_cut(ip, cut)?;
+    state.controls.set_client_cut(ip, cut.clone())?;
     Ok(Json(json!({"client": ip, "cut": cut})).into_response())
 }
 

@@ -53,14 +53,26 @@ pub enum CutMode {
     Reset,
 }
 
-/// A client (by its source address) cut off from every front and pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A client (by its source address) cut off from every front and pod, or from some fronts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientCut {
     /// `true` cuts the client off; `false` lets it through again.
     pub cut: bool,
     #[serde(default)]
     pub mode: CutMode,
+    /// Only these fronts (e.g. `["api"]`: one bad path from one region); empty: everything.
+    /// A blackhole scoped to fronts completes the handshake and then answers nothing, since
+    /// the kernel-level filter that drops a whole client's packets is per listener set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fronts: Vec<String>,
+}
+
+impl ClientCut {
+    /// Whether the cut covers the port named `port`.
+    pub(crate) fn covers(&self, port: &str) -> bool {
+        self.fronts.is_empty() || self.fronts.iter().any(|f| f == port)
+    }
 }
 
 /// Why a client cut was refused.
@@ -70,6 +82,8 @@ pub enum CutError {
     NotAnAddress(String),
     #[error("at most {MAX_CUT_CLIENTS} clients can be cut at once")]
     TooMany,
+    #[error("no front is named `{0}`")]
+    UnknownFront(String),
 }
 
 /// The client address in a URL path, as the kernel reports peers: IPv4-mapped IPv6
@@ -103,7 +117,7 @@ mod tests {
     #[test]
     fn cuts_default_to_a_black_hole_and_need_cut() {
         let cut: ClientCut = serde_json::from_str(r#"{"cut": true}"#).expect("valid");
-        assert_eq!(cut, ClientCut { cut: true, mode: CutMode::Blackhole });
+        assert_eq!(cut, ClientCut { cut: true, mode: CutMode::Blackhole, fronts: Vec::new() });
         let reset: ClientCut = serde_json::from_str(r#"{"cut": true, "mode": "reset"}"#).expect("valid");
         assert_eq!(reset.mode, CutMode::Reset);
         for bad in

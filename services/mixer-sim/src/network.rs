@@ -30,7 +30,7 @@ pub(crate) enum Verdict {
 pub(crate) struct Network {
     pods: Vec<Arc<Port>>,
     fronts: BTreeMap<String, Arc<Port>>,
-    cuts: Mutex<BTreeMap<IpAddr, CutMode>>,
+    cuts: Mutex<BTreeMap<IpAddr, ClientCut>>,
     changes: watch::Sender<u64>,
     /// Where re-opened listeners register; calls may come from outside the runtime.
     runtime: tokio::runtime::Handle,
@@ -44,7 +44,7 @@ impl Network {
         Self { pods, fronts, cuts: Mutex::new(BTreeMap::new()), changes, runtime }
     }
 
-    fn cuts(&self) -> MutexGuard<'_, BTreeMap<IpAddr, CutMode>> {
+    fn cuts(&self) -> MutexGuard<'_, BTreeMap<IpAddr, ClientCut>> {
         self.cuts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -66,15 +66,15 @@ impl Network {
     }
 
     /// How a client is cut, if it is.
-    pub(crate) fn cut_of(&self, client: IpAddr) -> Option<CutMode> {
-        self.cuts().get(&client.to_canonical()).copied()
+    pub(crate) fn cut_of(&self, client: IpAddr, port: &Port) -> Option<CutMode> {
+        self.cuts().get(&client.to_canonical()).filter(|cut| cut.covers(&port.name)).map(|cut| cut.mode)
     }
 
     pub(crate) fn verdict(&self, client: IpAddr, port: &Port, generation: u64) -> Verdict {
         if !port.is_current(generation) {
             return Verdict::Closed;
         }
-        match self.cut_of(client) {
+        match self.cut_of(client, port) {
             None => Verdict::Open,
             Some(CutMode::Blackhole) => Verdict::Paused,
             Some(CutMode::Reset) => Verdict::Reset,
@@ -82,13 +82,17 @@ impl Network {
     }
 
     /// The filter every listener runs: `None` while nobody is blackholed.
-    fn filter(cuts: &BTreeMap<IpAddr, CutMode>) -> Option<Vec<bpf::Insn>> {
-        let blackholed: Vec<IpAddr> =
-            cuts.iter().filter(|(_, mode)| **mode == CutMode::Blackhole).map(|(ip, _)| *ip).collect();
+    fn filter(cuts: &BTreeMap<IpAddr, ClientCut>) -> Option<Vec<bpf::Insn>> {
+        // Cuts scoped to some fronts are judged per connection (`verdict`), not in the kernel.
+        let blackholed: Vec<IpAddr> = cuts
+            .iter()
+            .filter(|(_, cut)| cut.mode == CutMode::Blackhole && cut.fronts.is_empty())
+            .map(|(ip, _)| *ip)
+            .collect();
         (!blackholed.is_empty()).then(|| bpf::drop_sources(&blackholed))
     }
 
-    fn refilter(&self, cuts: &BTreeMap<IpAddr, CutMode>) {
+    fn refilter(&self, cuts: &BTreeMap<IpAddr, ClientCut>) {
         let filter = Self::filter(cuts);
         for port in self.ports() {
             if let Err(error) = port.filter(filter.as_deref()) {
@@ -103,15 +107,19 @@ impl Network {
     pub(crate) fn set_cut(&self, client: IpAddr, cut: ClientCut) -> Result<(), SimError> {
         let client = client.to_canonical();
         let mut cuts = self.cuts();
+        if let Some(unknown) = cut.fronts.iter().find(|f| !self.fronts.contains_key(*f)) {
+            return Err(CutError::UnknownFront(unknown.clone()).into());
+        }
         if cut.cut {
             if !cuts.contains_key(&client) && cuts.len() >= MAX_CUT_CLIENTS {
                 return Err(CutError::TooMany.into());
             }
-            cuts.insert(client, cut.mode);
+            tracing::info!(%client, ?cut, "client cut set");
+            cuts.insert(client, cut);
         } else {
+            tracing::info!(%client, "client cut lifted");
             cuts.remove(&client);
         }
-        tracing::info!(%client, ?cut, "client cut set");
         self.refilter(&cuts);
         drop(cuts);
         self.announce();
@@ -120,7 +128,7 @@ impl Network {
 
     /// The clients cut off now.
     pub(crate) fn cut_clients(&self) -> BTreeMap<IpAddr, ClientCut> {
-        self.cuts().iter().map(|(ip, mode)| (*ip, ClientCut { cut: true, mode: *mode })).collect()
+        self.cuts().clone()
     }
 
     pub(crate) fn clear_cuts(&self) {

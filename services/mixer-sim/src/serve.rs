@@ -35,7 +35,7 @@ pub(crate) async fn serve_port(port: Arc<Port>, router: Router, network: Arc<Net
             _ = &mut stop => break,
             accepted = port.accept() => match accepted {
                 Ok((stream, peer, generation)) => {
-                    if network.cut_of(peer.ip()) == Some(CutMode::Reset) {
+                    if network.cut_of(peer.ip(), &port) == Some(CutMode::Reset) {
                         reset(&stream);
                         continue;
                     }

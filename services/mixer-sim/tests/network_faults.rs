@@ -22,7 +22,7 @@ fn client(last: u8) -> IpAddr {
 }
 
 fn blackhole() -> ClientCut {
-    ClientCut { cut: true, mode: CutMode::Blackhole }
+    ClientCut { cut: true, mode: CutMode::Blackhole, fronts: Vec::new() }
 }
 
 #[tokio::test]
@@ -125,7 +125,7 @@ async fn a_blackholed_client_cannot_connect_and_its_open_connection_freezes_then
     tokio::time::sleep(NEVER).await;
     assert!(!pending.is_finished(), "an answer crossed the black hole");
     // ...and the answer arrives once the partition heals, as TCP delivers it late.
-    sim.set_client_cut(cut, ClientCut { cut: false, mode: CutMode::Blackhole }).expect("valid");
+    sim.set_client_cut(cut, ClientCut { cut: false, mode: CutMode::Blackhole, fronts: Vec::new() }).expect("valid");
     let (reply, _open) = tokio::time::timeout(DEADLINE, pending).await.expect("answered after the cut").expect("task");
     assert_eq!(reply.expect("an answer").status, 200);
     let after = tokio::time::timeout(DEADLINE, connect_from(cut, front)).await.expect("connects again").expect("ok");
@@ -142,7 +142,7 @@ async fn a_client_cut_with_resets_is_reset_on_every_connection() {
     let mut open = connect_from(cut, front).await.expect("connect before the cut");
     assert_eq!(keep_alive_health(&mut open).await.expect("an answer").status, 200);
 
-    sim.set_client_cut(cut, ClientCut { cut: true, mode: CutMode::Reset }).expect("a valid cut");
+    sim.set_client_cut(cut, ClientCut { cut: true, mode: CutMode::Reset, fronts: Vec::new() }).expect("a valid cut");
     // The connection it had is reset: reading it ends in an error, not an answer.
     let mut buf = [0u8; 64];
     let read = tokio::time::timeout(DEADLINE, open.read(&mut buf)).await.expect("the reset arrives");
@@ -175,9 +175,34 @@ async fn cuts_are_bounded() {
     let one_more = sim.set_client_cut(client(5), blackhole());
     assert!(matches!(one_more, Err(SimError::InvalidCut(_))), "{one_more:?}");
     // Changing one already cut is not one more.
-    sim.set_client_cut(IpAddr::V4(Ipv4Addr::new(10, 9, 0, 7)), ClientCut { cut: true, mode: CutMode::Reset })
-        .expect("an update");
+    sim.set_client_cut(
+        IpAddr::V4(Ipv4Addr::new(10, 9, 0, 7)),
+        ClientCut { cut: true, mode: CutMode::Reset, fronts: Vec::new() },
+    )
+    .expect("an update");
     // With 63 blackholed addresses in the filter, everyone else still gets through.
     assert_eq!(get(endpoint(&sim, "a"), "/health").await.status, 200);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_cut_scoped_to_one_front_leaves_the_others_open() {
+    let sim = small_fleet(None).await;
+    let cut = client(6);
+    let scoped = ClientCut { cut: true, mode: CutMode::Blackhole, fronts: vec!["api".into()] };
+    sim.set_client_cut(cut, scoped.clone()).expect("a valid cut");
+    // The cut front accepts and then answers nothing; another front answers that client.
+    let api = endpoint(&sim, "api");
+    let stream = connect_from(cut, api).await.expect("the handshake completes");
+    assert!(tokio::time::timeout(NEVER, health_on(stream, api)).await.is_err(), "the cut front answered");
+    let other = endpoint(&sim, "a");
+    let stream = connect_from(cut, other).await.expect("connect");
+    assert_eq!(health_on(stream, other).await.expect("answer").status, 200);
+    assert_eq!(sim.all_faults().clients.get(&cut), Some(&scoped));
+    let unknown = sim.set_client_cut(cut, ClientCut { fronts: vec!["nope".into()], ..scoped });
+    assert!(matches!(unknown, Err(SimError::InvalidCut(_))), "{unknown:?}");
+    sim.clear_faults().expect("every fault cleared");
+    let stream = connect_from(cut, api).await.expect("connect");
+    assert_eq!(health_on(stream, api).await.expect("answer").status, 200);
     sim.shutdown().await;
 }
