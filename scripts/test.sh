@@ -14,6 +14,16 @@ if ! command -v redis-server >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends redis-server >/dev/null
 fi
 
+if ! command -v amtool >/dev/null 2>&1; then
+    echo "== installing prometheus-alertmanager (amtool reads mixmon's Alertmanager API in a test)"
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
+fi
+# The alerting test must not skip its amtool check where this script installed amtool.
+export REQUIRE_AMTOOL=1
+
 echo "== formatting"
 cargo fmt --all --check
 
