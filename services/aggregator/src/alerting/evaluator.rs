@@ -14,6 +14,7 @@ use mixmon_model::alert::{AlertState, AlertTransition, InhibitRule, RuleSet};
 use mixmon_store::{CommitOutcome, Lease, Store};
 use tokio::sync::watch;
 
+use super::counts::CountCache;
 use super::engine::{Engine, Evaluation};
 use super::gather;
 use crate::server::CatalogueHandle;
@@ -58,13 +59,14 @@ pub async fn run(
 ) {
     let ttl_ms = u64::try_from(settings.lease_ttl.as_millis()).unwrap_or(u64::MAX);
     let mut leading: Option<(Lease, Engine)> = None;
+    let mut counts = CountCache::default();
     loop {
         let now = unix_ms();
         leading = hold_lease(store.as_ref(), &settings.holder, ttl_ms, now, leading).await;
         let mut wake = now + i64::try_from(settings.tick.as_millis()).unwrap_or(1_000);
         if let Some((lease, engine)) = leading.as_mut() {
             let current = rules.borrow().clone();
-            match evaluate_once(store.as_ref(), &catalogue, &current, lease, engine).await {
+            match evaluate_once(store.as_ref(), &catalogue, &current, &mut counts, lease, engine).await {
                 Ok(Some(deadline)) => wake = wake.min(deadline.max(now + 1)),
                 Ok(None) => {}
                 Err(Stop::Fenced) => {
@@ -149,11 +151,12 @@ async fn evaluate_once(
     store: &dyn Store,
     catalogue: &CatalogueHandle,
     rules: &AlertingRules,
+    counts: &mut CountCache,
     lease: &Lease,
     engine: &mut Engine,
 ) -> Result<Option<i64>, Stop> {
     let now = unix_ms();
-    let inputs = gather::gather(store, &catalogue.current(), &rules.rules, now)
+    let inputs = gather::gather(store, &catalogue.current(), &rules.rules, counts, now)
         .await
         .map_err(|e| Stop::Reload(e.to_string()))?;
     let evaluation = engine.evaluate(&rules.rules, &rules.routing_inhibits, &inputs);

@@ -1,16 +1,16 @@
 //! Reads what one evaluation needs from the store: the probe signals' latest observations
 //! and prober liveness (two reads), each distinct SLI query once (through `libs/sli`, the
 //! code the query service answers Grafana with), and the burn-rate windows' good/total counts
-//! of every endpoint's all-regions series.
+//! of every endpoint's per-region series (from the in-memory [`CountCache`]).
 
 use std::collections::HashMap;
 
-use mixmon_model::alert::burn::Counts;
-use mixmon_model::alert::RuleSet;
+use mixmon_model::alert::{matches_all, LabelSet, MaintenanceWindow, RuleSet};
 use mixmon_model::{CheckId, Minute, SeriesKey};
 use mixmon_sli::{Metric, SliError, Stat};
 use mixmon_store::{Store, StoreError};
 
+use super::counts::CountCache;
 use super::inputs::{count_windows, sli_queries, CheckInfo, Inputs, StatKey};
 use crate::catalogue::Catalogue;
 
@@ -28,6 +28,7 @@ pub async fn gather(
     store: &dyn Store,
     catalogue: &Catalogue,
     rules: &RuleSet,
+    counts: &mut CountCache,
     now_ms: i64,
 ) -> Result<Inputs, GatherError> {
     let checks: HashMap<String, CheckInfo> = catalogue
@@ -59,44 +60,28 @@ pub async fn gather(
         inputs.slis.insert(query, instances.into_iter().map(|i| (i.labels, i.value)).collect());
     }
     let windows = count_windows(rules);
-    if !windows.is_empty() {
-        let end = Minute::containing(now_ms).0 + 1;
-        for id in &ids {
-            let series = [SeriesKey::all_regions(id.clone())];
+    if let Some(longest) = windows.iter().max() {
+        // Per region, so the evaluation can leave out a region whose probers are cut off.
+        let series: Vec<SeriesKey> = store
+            .list_series()
+            .await?
+            .into_iter()
+            .filter(|key| !key.is_all_regions() && catalogue.checks.contains_key(&key.check))
+            .collect();
+        counts.refresh(store, &series, i64::from(*longest) + 1, now_ms).await?;
+        for key in &series {
+            let labels = LabelSet::new().with(super::signals::ENDPOINT, key.check.as_str());
+            let maintenance: Vec<&MaintenanceWindow> =
+                rules.maintenance.iter().filter(|w| matches_all(&w.matchers, &labels)).collect();
+            let excluded = |minute: i64| {
+                let start = Minute(minute).start_ms();
+                maintenance.iter().any(|w| start < w.end_ms && start + 60_000 > w.start_ms)
+            };
             for minutes in &windows {
-                let from = Minute(end - i64::from(*minutes));
-                let window = mixmon_sli::window_rollup(store, &series, from, Minute(end)).await?;
-                let excluded = maintenance_counts(store, rules, id, from, Minute(end)).await?;
-                let counts = Counts {
-                    total: window.total.saturating_sub(excluded.total),
-                    good: window.successes.saturating_sub(excluded.good),
-                };
-                inputs.counts.insert((id.to_string(), *minutes), counts);
+                let window = counts.window(key, now_ms, *minutes, excluded);
+                inputs.counts.insert((key.check.to_string(), key.region.to_string(), *minutes), window);
             }
         }
     }
     Ok(inputs)
-}
-
-/// The counts of `check`'s minutes in `from..to` that fall in a maintenance window for it:
-/// left out of its error budget.
-async fn maintenance_counts(
-    store: &dyn Store,
-    rules: &RuleSet,
-    check: &CheckId,
-    from: Minute,
-    to: Minute,
-) -> Result<Counts, GatherError> {
-    let labels = mixmon_model::alert::LabelSet::new().with(super::signals::ENDPOINT, check.as_str());
-    let mut excluded = Counts::default();
-    for window in rules.maintenance.iter().filter(|w| mixmon_model::alert::matches_all(&w.matchers, &labels)) {
-        let start = Minute::containing(window.start_ms).max(from);
-        let end = Minute(Minute::containing(window.end_ms.saturating_sub(1)).0 + 1).min(to);
-        if start >= end {
-            continue;
-        }
-        let inside = mixmon_sli::window_rollup(store, &[SeriesKey::all_regions(check.clone())], start, end).await?;
-        excluded.add(Counts { total: inside.total, good: inside.successes });
-    }
-    Ok(excluded)
 }

@@ -60,9 +60,9 @@ pub struct Inputs {
     pub probers: Vec<ProberSeen>,
     /// Per query, each instance's labels (as `libs/sli` names them) and value.
     pub slis: HashMap<SliQuery, Vec<(LabelSet, Option<f64>)>>,
-    /// Per (endpoint, window minutes), the endpoint's all-regions good/total counts over the
-    /// window ending now (the minute in progress included), maintenance left out.
-    pub counts: HashMap<(String, u32), Counts>,
+    /// Per (endpoint, probing region, window minutes), the good/total counts over the window
+    /// ending now (the minute in progress included), maintenance left out.
+    pub counts: HashMap<(String, String, u32), Counts>,
 }
 
 /// The SLI reads `rules` need.

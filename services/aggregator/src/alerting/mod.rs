@@ -9,6 +9,7 @@
 //! through `libs/sli`), `signals` (what each rule's instances show), `engine` (the state
 //! machine over all of them, events, inhibition), `evaluator` (the lease and the loop).
 
+pub mod counts;
 pub mod engine;
 pub mod evaluator;
 pub mod gather;

@@ -84,13 +84,18 @@ fn inputs(rules: &mixmon_model::alert::RuleSet, fault: &Fault, since: i64, now: 
             })
             .collect();
         inputs.latest.insert(endpoint.into(), latest);
-        // Burn-rate counts: 48 probes a minute, failing while down since `since`.
+        // Burn-rate counts: 12 probes a minute from each region, failing while down since
+        // `since`, and all of the cut-off region's.
         for minutes in count_windows(rules) {
             let window_ms = i64::from(minutes) * 60_000;
-            let total = u64::try_from(window_ms / 60_000 * 48).unwrap();
-            let bad_ms = if fault.down.contains(&endpoint) { (now - since).clamp(0, window_ms) } else { 0 };
-            let bad = u64::try_from(bad_ms * 48 / 60_000).unwrap() + (total as f64 * fault.error_share) as u64;
-            inputs.counts.insert((endpoint.into(), minutes), Counts { total, good: total - bad });
+            let total = u64::try_from(window_ms / 60_000 * 12).unwrap();
+            for region in REGIONS {
+                let failing = fault.down.contains(&endpoint) || fault.cut_region == Some(region);
+                let bad_ms = if failing { (now - since).clamp(0, window_ms) } else { 0 };
+                let bad = (u64::try_from(bad_ms * 12 / 60_000).unwrap() + (total as f64 * fault.error_share) as u64)
+                    .min(total);
+                inputs.counts.insert((endpoint.into(), region.into(), minutes), Counts { total, good: total - bad });
+            }
         }
     }
     for region in REGIONS {

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mixmon_model::alert::quorum::{endpoint_view, isolated_probers, RegionView};
-use mixmon_model::alert::{Condition, LabelSet, Observation, QuorumSpec, Rule, Scope, Verdict};
+use mixmon_model::alert::{Condition, Counts, LabelSet, Observation, QuorumSpec, Rule, Scope, Verdict};
 
 use super::inputs::{Inputs, SliQuery};
 
@@ -107,32 +107,55 @@ pub fn observe(rule: &Rule, inputs: &Inputs, views: &ProbeViews) -> Vec<(LabelSe
                 Observation { verdict, value: Some(silent_ms as f64 / 1_000.0) }
             })
         }
-        Condition::BurnRate { objective, windows } => inputs
-            .checks
-            .keys()
-            .map(|endpoint| {
-                let counts =
-                    |minutes: u32| inputs.counts.get(&(endpoint.clone(), minutes)).copied().unwrap_or_default();
-                let longest = windows.iter().map(|w| w.long_minutes).max().unwrap_or(60);
-                let seen = counts(longest).total > 0;
-                let firing =
-                    windows.iter().any(|w| w.fires(objective, counts(w.long_minutes), counts(w.short_minutes)));
-                // The value shown is the burn rate over the shortest pair's long window.
-                let value = windows
-                    .iter()
-                    .min_by_key(|w| w.long_minutes)
-                    .and_then(|w| objective.burn_rate(counts(w.long_minutes)));
-                let verdict = match (seen, firing) {
-                    (false, _) => Verdict::NoData,
-                    (true, true) => Verdict::Bad { since_ms: None },
-                    (true, false) => Verdict::Good,
-                };
-                (endpoint_labels(inputs, endpoint), Observation { verdict, value })
-            })
-            .collect(),
+        Condition::BurnRate { objective, windows } => {
+            // A region whose probers are all cut off says nothing about the endpoint: its
+            // failures stay out of the budget, as its results stay out of the quorum.
+            let cut_off = isolated_regions(inputs, views);
+            inputs
+                .checks
+                .keys()
+                .map(|endpoint| {
+                    let counts = |minutes: u32| {
+                        let mut sum = Counts::default();
+                        for ((e, region, m), c) in &inputs.counts {
+                            if e == endpoint && *m == minutes && !cut_off.contains(region.as_str()) {
+                                sum.add(*c);
+                            }
+                        }
+                        sum
+                    };
+                    let longest = windows.iter().map(|w| w.long_minutes).max().unwrap_or(60);
+                    let seen = counts(longest).total > 0;
+                    let firing =
+                        windows.iter().any(|w| w.fires(objective, counts(w.long_minutes), counts(w.short_minutes)));
+                    // The value shown is the burn rate over the shortest pair's long window.
+                    let value = windows
+                        .iter()
+                        .min_by_key(|w| w.long_minutes)
+                        .and_then(|w| objective.burn_rate(counts(w.long_minutes)));
+                    let verdict = match (seen, firing) {
+                        (false, _) => Verdict::NoData,
+                        (true, true) => Verdict::Bad { since_ms: None },
+                        (true, false) => Verdict::Good,
+                    };
+                    (endpoint_labels(inputs, endpoint), Observation { verdict, value })
+                })
+                .collect()
+        }
         // Events are raised by the engine from what changed, not observed.
         Condition::Event(_) => Vec::new(),
     }
+}
+
+/// Regions every one of whose probers is isolated.
+fn isolated_regions<'a>(inputs: &'a Inputs, views: &ProbeViews) -> BTreeSet<&'a str> {
+    let mut by_region: BTreeMap<&str, bool> = BTreeMap::new();
+    for prober in &inputs.probers {
+        let isolated = views.isolated.contains(&prober.prober);
+        let all = by_region.entry(prober.region.as_str()).or_insert(true);
+        *all &= isolated;
+    }
+    by_region.into_iter().filter(|(_, all)| *all).map(|(region, _)| region).collect()
 }
 
 /// One instance per prober seen, with its region.
