@@ -2,6 +2,7 @@
 //! computed from a window of merged rollups. Every value is finite or absent, never NaN,
 //! because one NaN makes the browser reject the whole response (research note rule 7).
 
+use mixmon_model::alert::{Counts, Objective};
 use mixmon_model::{sli, FailureKind, Phase, Rollup};
 
 use crate::figure::FigureMetric;
@@ -27,13 +28,28 @@ pub enum Metric {
     PhaseMean(Phase),
     /// A figure of the mixer, a node or a pod (read from stored `Fields`, not probe rollups).
     Figure(FigureMetric),
+    /// How fast the 99.9 % availability objective's error budget burns over a rolling window
+    /// of this many minutes (1.0 spends exactly the budget over the SLO period).
+    BurnRate(u32),
+    /// Share of the rolling SLO period's error budget left (negative once overspent).
+    BudgetRemaining,
+    /// Seconds until the budget left is spent at the last hour's burn rate; no value while
+    /// nothing burns (the budget lasts forever) or without probes.
+    TimeToExhaustion,
 }
+
+/// The availability objective the SLO metrics measure against (the operators' 99.9 %).
+pub const SLO_OBJECTIVE: Objective = Objective { ppm: 999_000 };
+/// The rolling SLO period of the budget metrics: a week, within the 15 days of retention.
+pub const SLO_PERIOD_MINUTES: i64 = 7 * 24 * 60;
+/// The windows of the burn-rate metrics: those of the multi-window alerts.
+pub const BURN_WINDOWS_MINUTES: [u32; 4] = [60, 360, 1_440, 4_320];
 
 /// Minutes in the rolling uptime window.
 pub const UPTIME_WINDOW_MINUTES: i64 = 24 * 60;
 
 impl Metric {
-    pub const ALL: [Metric; 42] = [
+    pub const ALL: [Metric; 48] = [
         Metric::SuccessRate,
         Metric::ErrorRate,
         Metric::Uptime,
@@ -76,6 +92,12 @@ impl Metric {
         Metric::Figure(FigureMetric::PodRestarts),
         Metric::Figure(FigureMetric::PodReady),
         Metric::Figure(FigureMetric::PodMemoryLimit),
+        Metric::BurnRate(60),
+        Metric::BurnRate(360),
+        Metric::BurnRate(1_440),
+        Metric::BurnRate(4_320),
+        Metric::BudgetRemaining,
+        Metric::TimeToExhaustion,
     ];
 
     pub fn name(self) -> &'static str {
@@ -108,6 +130,12 @@ impl Metric {
                 Phase::FirstByte => "phase_first_byte_ms",
             },
             Metric::Figure(figure) => figure.name(),
+            Metric::BurnRate(60) => "slo_burn_rate_1h",
+            Metric::BurnRate(360) => "slo_burn_rate_6h",
+            Metric::BurnRate(1_440) => "slo_burn_rate_1d",
+            Metric::BurnRate(_) => "slo_burn_rate_3d",
+            Metric::BudgetRemaining => "slo_budget_remaining",
+            Metric::TimeToExhaustion => "slo_time_to_exhaustion_s",
         }
     }
 
@@ -131,6 +159,9 @@ impl Metric {
             Metric::PhaseMean(Phase::Tls) => "TLS time (mean)",
             Metric::PhaseMean(Phase::FirstByte) => "Time to first byte (mean)",
             Metric::Figure(figure) => figure.label(),
+            Metric::BurnRate(_) => "Error budget burn rate (99.9 %)",
+            Metric::BudgetRemaining => "Error budget remaining (99.9 %, rolling 7 d)",
+            Metric::TimeToExhaustion => "Time to budget exhaustion at the last hour's burn",
         }
     }
 
@@ -147,7 +178,35 @@ impl Metric {
             Metric::Throughput => "reqps",
             Metric::Probes | Metric::Failures(_) => "none",
             Metric::Figure(figure) => figure.unit(),
+            Metric::BurnRate(_) => "none",
+            Metric::BudgetRemaining => "percentunit",
+            Metric::TimeToExhaustion => "s",
         }
+    }
+
+    /// The rolling window a metric reads behind each point (minutes), for those that have one.
+    pub fn rolling_minutes(self) -> Option<i64> {
+        match self {
+            Metric::Uptime => Some(UPTIME_WINDOW_MINUTES),
+            Metric::BurnRate(minutes) => Some(i64::from(minutes)),
+            Metric::BudgetRemaining | Metric::TimeToExhaustion => Some(SLO_PERIOD_MINUTES),
+            _ => None,
+        }
+    }
+
+    /// A rolling metric's value from the counts of its window and of the last hour (integer
+    /// counts, no extrapolation); `None` for the others and without probes.
+    pub fn rolling_value(self, window: Counts, last_hour: Counts) -> Option<f64> {
+        let value = match self {
+            Metric::Uptime => (window.total > 0).then(|| window.good as f64 / window.total as f64),
+            Metric::BurnRate(_) => SLO_OBJECTIVE.burn_rate(window),
+            Metric::BudgetRemaining => SLO_OBJECTIVE.budget_remaining(window),
+            Metric::TimeToExhaustion => {
+                SLO_OBJECTIVE.seconds_to_exhaustion(window, (SLO_PERIOD_MINUTES * 60) as f64, last_hour, 3_600.0)
+            }
+            _ => None,
+        };
+        value.filter(|v| v.is_finite())
     }
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -162,12 +221,12 @@ impl Metric {
         }
     }
 
-    /// The value over `window` (the merged rollups of `seconds` of time); `uptime` is the
-    /// rolling 24 h share computed separately, used only by [`Metric::Uptime`]. A window with
-    /// no probes has no value: no data must never read as zero or as down.
-    pub fn evaluate(self, window: &Rollup, seconds: f64, uptime: Option<f64>) -> Option<f64> {
+    /// The value over `window` (the merged rollups of `seconds` of time); `rolling` is the
+    /// value of a rolling metric ([`Metric::rolling_value`]) computed separately, used only by
+    /// those. A window with no probes has no value: no data must never read as zero or as down.
+    pub fn evaluate(self, window: &Rollup, seconds: f64, rolling: Option<f64>) -> Option<f64> {
         let value = match self {
-            Metric::Uptime => uptime,
+            Metric::Uptime | Metric::BurnRate(_) | Metric::BudgetRemaining | Metric::TimeToExhaustion => rolling,
             // Figures are not in probe rollups; `crate::window` reads them from `Fields`.
             Metric::Figure(_) => None,
             _ if window.total == 0 => None,
@@ -204,6 +263,21 @@ mod tests {
             assert_eq!(Metric::parse(metric.name()), Some(metric));
         }
         assert_eq!(Metric::parse("cpu.usage"), None);
+    }
+
+    #[test]
+    fn slo_metrics_from_integer_counts() {
+        let week = Counts { total: 1_000_000, good: 999_500 };
+        let hour = Counts { total: 6_000, good: 5_940 };
+        assert_eq!(Metric::BurnRate(60).rolling_value(hour, hour), Some(10.0), "1 % failed of a 0.1 % budget");
+        assert_eq!(Metric::BudgetRemaining.rolling_value(week, hour), Some(0.5));
+        let left = Metric::TimeToExhaustion.rolling_value(week, hour).unwrap();
+        // 500 of the week's 1 000 allowed failures left, failing 60 an hour: 8 h 20 min.
+        assert!((left - 30_000.0).abs() < 1e-6, "{left}");
+        let calm = Counts { total: 6_000, good: 6_000 };
+        assert_eq!(Metric::TimeToExhaustion.rolling_value(week, calm), None, "nothing burns");
+        assert_eq!(Metric::BurnRate(60).rolling_value(Counts::default(), Counts::default()), None);
+        assert_eq!(Metric::Uptime.rolling_value(Counts { total: 4, good: 3 }, calm), Some(0.75));
     }
 
     #[test]

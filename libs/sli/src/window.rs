@@ -6,17 +6,20 @@
 
 use std::collections::BTreeMap;
 
-use mixmon_model::alert::{LabelSet, Scope};
+use mixmon_model::alert::{Counts, LabelSet, Scope};
 use mixmon_model::{Fields, Minute, Rollup, SeriesKey, Subject, SubjectKind};
 use mixmon_store::{Store, StoreError, MAX_READ_KEYS};
 
 use crate::figure::{FigureMetric, Stat};
-use crate::metric::{Metric, UPTIME_WINDOW_MINUTES};
+use crate::metric::Metric;
 use crate::SliError;
 
 /// The longest window a rule may read: the store's retention of minutes is 15 days, and a
 /// longer look belongs to a dashboard.
 pub const MAX_WINDOW_MINUTES: u32 = 7 * 24 * 60;
+
+// Rolling metrics read up to a week, the longest window a rule may name.
+const _: () = assert!(crate::metric::SLO_PERIOD_MINUTES <= MAX_WINDOW_MINUTES as i64);
 
 /// What `instances` refuses: a combination the catalogue does not define.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,11 +102,8 @@ async fn probe_instances(
     window_minutes: u32,
     now_ms: i64,
 ) -> Result<Vec<Instance>, SliError> {
-    let window_minutes = if metric == Metric::Uptime {
-        u32::try_from(UPTIME_WINDOW_MINUTES).unwrap_or(u32::MAX)
-    } else {
-        window_minutes
-    };
+    // A rolling metric (uptime, burn rates, budget) reads its own window, whatever the rule says.
+    let window_minutes = metric.rolling_minutes().map_or(window_minutes, |m| u32::try_from(m).unwrap_or(u32::MAX));
     let (from, to, window_ms) = bounds(now_ms, window_minutes);
     let listed = store.list_series().await?;
     // Which series each instance merges: an all-regions series where the store keeps one.
@@ -132,9 +132,15 @@ async fn probe_instances(
     let mut out = Vec::with_capacity(groups.len());
     for (labels, members) in groups {
         let window = window_rollup(store, &members, from, to).await?;
-        let uptime =
-            (metric == Metric::Uptime && window.total > 0).then(|| window.successes as f64 / window.total as f64);
-        out.push(Instance { labels, value: metric.evaluate(&window, window_ms as f64 / 1_000.0, uptime) });
+        let rolling = match metric.rolling_minutes() {
+            None => None,
+            Some(_) => {
+                let hour = window_rollup(store, &members, Minute(to.0 - 60), to).await?;
+                let counts = |r: &Rollup| Counts { total: r.total, good: r.successes };
+                metric.rolling_value(counts(&window), counts(&hour))
+            }
+        };
+        out.push(Instance { labels, value: metric.evaluate(&window, window_ms as f64 / 1_000.0, rolling) });
     }
     Ok(out)
 }

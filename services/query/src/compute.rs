@@ -10,11 +10,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+use mixmon_model::alert::Counts;
 use mixmon_model::time::MINUTES_PER_HOUR;
-use mixmon_model::{sli, Hour, LatencySketch, Minute, Rollup, SeriesKey, SketchSum};
+use mixmon_model::{Hour, LatencySketch, Minute, Rollup, SeriesKey, SketchSum};
 use mixmon_store::{RollupBlock, Store, StoreError, MAX_READ_KEYS};
 
-use crate::metric::{Metric, UPTIME_WINDOW_MINUTES};
+use crate::metric::Metric;
 use crate::timeline::Timeline;
 
 /// At most this many minutes per store read, so a 31-day query never holds a month of
@@ -54,11 +55,22 @@ impl UptimeIndex {
     }
 
     /// Success share over the 24 h ending (exclusive) at minute `end`; `None` without probes.
+    #[cfg(test)]
     pub fn at(&self, end: i64) -> Option<f64> {
+        Metric::Uptime.rolling_value(self.counts(end, crate::metric::UPTIME_WINDOW_MINUTES), Counts::default())
+    }
+
+    /// Probes and successes over the `minutes` ending (exclusive) at minute `end`.
+    pub fn counts(&self, end: i64, minutes: i64) -> Counts {
         let (t1, s1) = self.prefix_at(end);
-        let (t0, s0) = self.prefix_at(end - UPTIME_WINDOW_MINUTES);
-        let total = t1.saturating_sub(t0);
-        (total > 0).then(|| s1.saturating_sub(s0) as f64 / total as f64)
+        let (t0, s0) = self.prefix_at(end - minutes);
+        Counts { total: t1.saturating_sub(t0), good: s1.saturating_sub(s0) }
+    }
+
+    /// A rolling metric's value over its window ending at minute `end`.
+    pub fn rolling(&self, metric: Metric, end: i64) -> Option<f64> {
+        let minutes = metric.rolling_minutes()?;
+        metric.rolling_value(self.counts(end, minutes), self.counts(end, 60))
     }
 }
 
@@ -67,8 +79,8 @@ impl UptimeIndex {
 pub(crate) struct GroupSeries {
     pub points: Vec<Arc<Rollup>>,
     pub whole_range: Rollup,
-    /// Rolling 24 h uptime at the end of the range, for tables.
-    pub whole_uptime: Option<f64>,
+    /// Prefix sums of probes and successes from the longest rolling window before the range
+    /// on: the rolling metrics (uptime, burn rates, budget) at any point, and for tables.
     pub uptime: UptimeIndex,
     /// Per point, the folded hour (and index in it) it came from, when it did: its metric
     /// values are then memoised there.
@@ -87,7 +99,7 @@ impl GroupSeries {
             .point_starts()
             .zip(0..)
             .map(|(start_ms, i)| {
-                if metric != Metric::Uptime {
+                if metric.rolling_minutes().is_none() {
                     if let Some(Some((hour, j))) = self.sources.get(i) {
                         let same = memo.as_ref().is_some_and(|(ptr, _)| std::ptr::eq(*ptr, Arc::as_ptr(hour)));
                         if !same {
@@ -99,10 +111,8 @@ impl GroupSeries {
                     }
                 }
                 let window = self.points.get(i).map_or(&empty, |p| &**p);
-                let uptime = (metric == Metric::Uptime)
-                    .then(|| self.uptime.at(timeline.first_minute() + (i as i64 + 1) * step_min))
-                    .flatten();
-                (metric.evaluate(window, seconds, uptime), start_ms)
+                let rolling = self.uptime.rolling(metric, timeline.first_minute() + (i as i64 + 1) * step_min);
+                (metric.evaluate(window, seconds, rolling), start_ms)
             })
             .collect()
     }
@@ -110,15 +120,16 @@ impl GroupSeries {
     /// The metric over the whole range, for tables.
     pub fn whole_range_value(&self, metric: Metric, timeline: &Timeline) -> Option<f64> {
         let (from, to) = timeline.range_minutes();
-        let uptime = (metric == Metric::Uptime).then_some(self.whole_uptime).flatten();
-        metric.evaluate(&self.whole_range, ((to - from) * 60) as f64, uptime)
+        let rolling = self.uptime.rolling(metric, to);
+        metric.evaluate(&self.whole_range, ((to - from) * 60) as f64, rolling)
     }
 }
 
 /// What a group's targets need besides the points.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Needs {
-    pub uptime: bool,
+    /// The longest rolling window the targets read behind each point (0: none).
+    pub lead_minutes: i64,
     pub whole_range: bool,
 }
 
@@ -138,18 +149,14 @@ pub(crate) async fn load_groups(
     let positions: Vec<Vec<usize>> =
         groups.iter().map(|g| g.iter().filter_map(|key| members.binary_search(key).ok()).collect()).collect();
     let mut series = if timeline.step_minutes() % MINUTES_PER_HOUR == 0 {
-        load_points_hourly(store, &members, &positions, timeline, needs.uptime).await?
+        load_points_hourly(store, &members, &positions, timeline, needs.lead_minutes).await?
     } else {
-        load_points_by_minute(store, &members, groups, &positions, timeline, needs.uptime, cache).await?
+        load_points_by_minute(store, &members, groups, &positions, timeline, needs.lead_minutes, cache).await?
     };
     if needs.whole_range {
         let (from, to) = timeline.range_minutes();
         for (group, folded) in groups.iter().zip(series.iter_mut()) {
             folded.whole_range = read_window(store, group, from, to).await?;
-            if needs.uptime {
-                let day = read_window(store, group, to - UPTIME_WINDOW_MINUTES, to).await?;
-                folded.whole_uptime = sli::success_rate(&day);
-            }
         }
     }
     Ok(series)
@@ -162,11 +169,11 @@ async fn load_points_by_minute(
     groups: &[Vec<SeriesKey>],
     positions: &[Vec<usize>],
     timeline: &Timeline,
-    with_uptime: bool,
+    lead: i64,
     cache: &PointCache,
 ) -> Result<Vec<GroupSeries>, StoreError> {
     let (first, end, step) = (timeline.first_minute(), timeline.end_minute(), timeline.step_minutes().max(1));
-    let lead = if with_uptime { UPTIME_WINDOW_MINUTES } else { 0 };
+    let with_uptime = lead > 0;
     let (read_from, read_to) = (first - lead, end);
     let span = usize::try_from(read_to - read_from).unwrap_or(0);
     let mut out: Vec<Folding> = positions
@@ -440,11 +447,11 @@ async fn load_points_hourly(
     members: &[SeriesKey],
     positions: &[Vec<usize>],
     timeline: &Timeline,
-    with_uptime: bool,
+    lead: i64,
 ) -> Result<Vec<GroupSeries>, StoreError> {
     let (first, end) = (timeline.first_minute(), timeline.end_minute());
     let step_hours = (timeline.step_minutes() / MINUTES_PER_HOUR).max(1);
-    let lead = if with_uptime { UPTIME_WINDOW_MINUTES } else { 0 };
+    let with_uptime = lead > 0;
     let (read_from, read_to) = (Hour::floor(Minute(first - lead)), Hour::ceil(Minute(end)));
     let base = read_from.first_minute().0;
     let first_hour = Hour::floor(Minute(first)).0;
@@ -541,7 +548,7 @@ mod tests {
                 .enumerate()
                 .filter(|(i, _)| {
                     let m = base + *i as i64;
-                    m >= end - UPTIME_WINDOW_MINUTES && m < end
+                    m >= end - crate::metric::UPTIME_WINDOW_MINUTES && m < end
                 })
                 .map(|(_, c)| c)
                 .collect();

@@ -80,7 +80,12 @@ pub(crate) async fn run(
     let all = if request.targets.iter().any(probes) { store.list_series().await? } else { Vec::new() };
     let subjects = if request.targets.iter().any(figures) { store.list_subjects().await? } else { Vec::new() };
     let needs = Needs {
-        uptime: request.targets.iter().any(|t| t.metrics.contains(&Metric::Uptime)),
+        lead_minutes: request
+            .targets
+            .iter()
+            .flat_map(|t| t.metrics.iter().filter_map(|m| m.rolling_minutes()))
+            .max()
+            .unwrap_or(0),
         whole_range: request.targets.iter().any(|t| t.table),
     };
     // Several targets often show the same series (success rate and p95 of one endpoint):

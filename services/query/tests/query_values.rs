@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use mixmon_model::alert::{Counts, Objective};
 use mixmon_model::{LatencySketch, Rollup};
 use serde_json::{json, Value};
 
@@ -122,6 +123,53 @@ async fn uptime_uses_the_24_hours_before_each_point() {
     // Far past the data: no probes in the 24 h window means no value.
     let later = T0 + 3 * 24 * 60 * MIN;
     let body = query_body(later, later + MIN, "uptime", json!({}), json!({}));
+    assert_eq!(points(&query(&router, body).await[0]), vec![(None, later)]);
+}
+
+#[tokio::test]
+async fn slo_metrics_read_their_rolling_windows_from_integer_counts() {
+    // Two days of irregular data, failing more in the last six hours.
+    let mut rows = Vec::new();
+    let start = T0 - 40 * 60 * MIN;
+    for i in 0..(42 * 60) {
+        let total = 20u64;
+        let failed = if i > 34 * 60 { (i % 4) as u64 } else { u64::from(i % 50 == 0) };
+        rows.push(("api", "eu-west", start + i * MIN, counts(total, total - failed)));
+    }
+    let naive: Vec<(i64, u64, u64)> = rows.iter().map(|(_, _, at, r)| (*at, r.total, r.successes)).collect();
+    let window = |end: i64, minutes: i64| {
+        naive
+            .iter()
+            .filter(|(at, _, _)| *at >= end - minutes * MIN && *at < end)
+            .fold(Counts::default(), |c, (_, t, s)| Counts { total: c.total + t, good: c.good + s })
+    };
+    let objective = Objective::from_percent(99.9).unwrap();
+    let router = router(store_with(rows).await);
+    let (from, to) = (T0 - 60 * MIN, T0 + 60 * MIN);
+    for (metric, expect) in [
+        (
+            "slo_burn_rate_1h",
+            Box::new(move |end: i64| objective.burn_rate(window(end, 60))) as Box<dyn Fn(i64) -> Option<f64>>,
+        ),
+        ("slo_burn_rate_6h", Box::new(move |end: i64| objective.burn_rate(window(end, 360)))),
+        ("slo_budget_remaining", Box::new(move |end: i64| objective.budget_remaining(window(end, 7 * 24 * 60)))),
+        (
+            "slo_time_to_exhaustion_s",
+            Box::new(move |end: i64| {
+                objective.seconds_to_exhaustion(window(end, 7 * 24 * 60), 7.0 * 86_400.0, window(end, 60), 3_600.0)
+            }),
+        ),
+    ] {
+        let body = query_body(from, to, metric, json!({}), json!({"intervalMs": 600000}));
+        let got = points(&query(&router, body).await[0]);
+        assert_eq!(got.len(), 12, "{metric}");
+        for (value, ts) in got {
+            assert_eq!(value, expect(ts + 10 * MIN), "{metric} at {ts}");
+        }
+    }
+    // No probes in the window: no value, never a zero burn.
+    let later = T0 + 3 * 24 * 60 * MIN;
+    let body = query_body(later, later + MIN, "slo_burn_rate_1h", json!({}), json!({}));
     assert_eq!(points(&query(&router, body).await[0]), vec![(None, later)]);
 }
 
