@@ -10,6 +10,7 @@ usage() {
     echo "  quantiles   latency-sketch accuracy vs exact quantiles (4 distributions, merged over 4 regions x 60 min)"
     echo "  ingest      results/s through sort_batch + apply_batch into a real redis-server [seconds, default 30]"
     echo "  faults      zero-loss fault scenarios with real processes (aggregator outage [seconds, default 60], prober SIGKILL, redis restart, failover, WAL growth)"
+    echo "  detect      alert detection: endpoint killed to ServiceDown, resolve, region cut (false pages), leader kill (duplicates, failover), rule evaluation time [runs, default 3]"
     echo "  query       p50/p99 of a 24 h dashboard query against 15 days of rollups in a real redis-server"
 }
 
@@ -31,6 +32,11 @@ case "${1:-}" in
         ;;
     query)
         cargo run --quiet --release --locked -p mixmon-bench --bin query
+        ;;
+    detect)
+        # Real processes (debug builds, as for faults); the evaluation timing runs in-process.
+        cargo build --quiet --locked -p mixmon-aggregator -p mixmon-prober -p mixmon-query -p mixmon-mixer-sim --bins
+        cargo run --quiet --release --locked -p mixmon-bench --bin detect -- "${2:-3}"
         ;;
     faults)
         # Real processes: the scenarios start the debug binaries, so those are built first.

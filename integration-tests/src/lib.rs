@@ -3,6 +3,7 @@
 //! end-to-end test reads as a scenario. `faults` holds the fault scenarios that both the
 //! tests and `scripts/bench.sh faults` run.
 
+pub mod alerting;
 pub mod faults;
 
 use std::path::{Path, PathBuf};
