@@ -57,7 +57,7 @@ impl UptimeIndex {
     /// Success share over the 24 h ending (exclusive) at minute `end`; `None` without probes.
     #[cfg(test)]
     pub fn at(&self, end: i64) -> Option<f64> {
-        Metric::Uptime.rolling_value(self.counts(end, crate::metric::UPTIME_WINDOW_MINUTES), Counts::default())
+        Metric::Uptime.rolling_value(self.counts(end, mixmon_sli::UPTIME_WINDOW_MINUTES), Counts::default())
     }
 
     /// Probes and successes over the `minutes` ending (exclusive) at minute `end`.
@@ -548,7 +548,7 @@ mod tests {
                 .enumerate()
                 .filter(|(i, _)| {
                     let m = base + *i as i64;
-                    m >= end - crate::metric::UPTIME_WINDOW_MINUTES && m < end
+                    m >= end - mixmon_sli::UPTIME_WINDOW_MINUTES && m < end
                 })
                 .map(|(_, c)| c)
                 .collect();

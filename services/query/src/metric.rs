@@ -1,7 +1,7 @@
 //! The metrics a Grafana `target` names. The catalogue itself (names, units, how each is
 //! computed) is `mixmon_sli::metric`, shared with the alert rules.
 
-pub use mixmon_sli::metric::{known_list, Metric, UPTIME_WINDOW_MINUTES};
+pub use mixmon_sli::metric::{known_list, Metric};
 
 use crate::body::template_names;
 use crate::error::{clip, QueryError};
