@@ -295,7 +295,7 @@ impl Parser {
         let keep_ms = self.duration(map, "keep_firing_for").unwrap_or(0);
         let quorum = self.quorum(map);
         let explicit_scope = map.get_scalar("scope").and_then(|s| match Scope::parse(s.as_str()) {
-            Some(scope) => Some((scope, s.span().clone())),
+            Some(scope) => Some((scope, *s.span())),
             None => {
                 let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
                 self.problem(s.span(), format!("unknown scope {:?} (known: {})", s.as_str(), known.join(", ")));
@@ -363,7 +363,7 @@ impl Parser {
                 format!("rule {name:?} needs labels.severity (critical, warning or info): routing reads it"),
             ),
             Some(s) if Severity::parse(s).is_none() => {
-                let span = map.get_node("labels").map(|n| n.span().clone()).unwrap_or_else(|| map.span().clone());
+                let span = map.get_node("labels").map_or(*map.span(), |n| *n.span());
                 self.problem(&span, format!("severity {s:?} is not one of critical, warning, info"));
             }
             Some(_) => {}

@@ -70,7 +70,8 @@ async fn probes_from_a_cut_off_source_fail_as_across_a_partition() {
         assert!(probe(&cut, http(&sim, endpoint)).await.success());
     }
 
-    sim.set_client_cut(CUT, ClientCut { cut: true, mode: CutMode::Blackhole }).expect("a valid cut");
+    sim.set_client_cut(CUT, ClientCut { cut: true, mode: CutMode::Blackhole, fronts: Vec::new() })
+        .expect("a valid cut");
     let during = format!("timeout after {TIMEOUT_MS} ms during connect");
     for endpoint in ["a", "b", "edge", "api"] {
         failed(&probe(&cut, http(&sim, endpoint)).await, FailureKind::Timeout, &during);
@@ -80,12 +81,12 @@ async fn probes_from_a_cut_off_source_fail_as_across_a_partition() {
     assert!(probe(&other, tcp(&sim, "a")).await.success());
 
     // Resets: the handshake completes, the request meets a reset.
-    sim.set_client_cut(CUT, ClientCut { cut: true, mode: CutMode::Reset }).expect("a valid cut");
+    sim.set_client_cut(CUT, ClientCut { cut: true, mode: CutMode::Reset, fronts: Vec::new() }).expect("a valid cut");
     let reset = probe(&cut, http(&sim, "b")).await;
     assert_eq!(reset.failure, Some(FailureKind::Connection), "{reset:#?}");
     assert!(probe(&other, http(&sim, "b")).await.success());
 
-    sim.set_client_cut(CUT, ClientCut { cut: false, mode: CutMode::Blackhole }).expect("valid");
+    sim.set_client_cut(CUT, ClientCut { cut: false, mode: CutMode::Blackhole, fronts: Vec::new() }).expect("valid");
     assert!(probe(&cut, http(&sim, "b")).await.success(), "the partition healed");
     sim.shutdown().await;
 }

@@ -38,10 +38,13 @@ pub(crate) async fn handler(
     Ok(Json(out))
 }
 
+/// One annotation query: its `refId` and the matchers that narrow it.
+type AnnotationTarget = (Option<Value>, Vec<Matcher>);
+
 /// Annotation queries (`refId: "Anno"`, Grafana's standard annotation support; target
 /// `alerts`, optionally narrowed by `payload.filter`, Alertmanager matchers) are taken out of
 /// the body: they read alert history, not metrics.
-fn take_annotation_targets(body: &mut Map<String, Value>) -> Result<Vec<(Option<Value>, Vec<Matcher>)>, QueryError> {
+fn take_annotation_targets(body: &mut Map<String, Value>) -> Result<Vec<AnnotationTarget>, QueryError> {
     let Some(Value::Array(targets)) = body.get_mut("targets") else { return Ok(Vec::new()) };
     let mut taken = Vec::new();
     let mut kept = Vec::with_capacity(targets.len());

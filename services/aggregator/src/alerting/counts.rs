@@ -91,7 +91,7 @@ mod tests {
     async fn windows_sum_what_the_store_holds_and_follow_new_minutes() {
         let store = MemoryStore::new();
         let key = SeriesKey { check: CheckId::new("api").unwrap(), region: Region::new("eu-west").unwrap() };
-        let t0 = 1_800_000_000_000i64 - 1_800_000_000_000 % 60_000;
+        let t0 = 1_800_000_000_000i64; // a whole minute
         let apply = |minute: i64, ok: bool, n: u64| {
             let mut delta = RollupDelta::default();
             let rollup = Rollup { total: n, successes: if ok { n } else { 0 }, ..Rollup::default() };

@@ -176,7 +176,7 @@ fn run_with_events(fault: Fault, duration_ms: i64) -> (BTreeSet<String>, BTreeSe
             .find(|v| !v.is_empty())
             .unwrap_or_default();
         let path = instance.labels.get("probe_region");
-        let name = if path.is_empty() || instance.labels.get("prober") != "" {
+        let name = if path.is_empty() || !instance.labels.get("prober").is_empty() {
             format!("{}{{{key}}}", instance.alertname())
         } else {
             format!("{}{{{key},{path}}}", instance.alertname())

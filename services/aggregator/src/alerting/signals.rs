@@ -203,9 +203,9 @@ fn regions_down(inputs: &Inputs, views: &ProbeViews, quorum: &QuorumSpec) -> Vec
                     _ => None,
                 });
                 Verdict::Bad { since_ms: since.max() }
-            } else if verdicts.iter().any(|v| *v == Verdict::Good) {
+            } else if verdicts.contains(&Verdict::Good) {
                 Verdict::Good
-            } else if verdicts.iter().any(|v| *v == Verdict::Unsure) {
+            } else if verdicts.contains(&Verdict::Unsure) {
                 Verdict::Unsure
             } else {
                 Verdict::NoData
