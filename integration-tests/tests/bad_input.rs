@@ -246,3 +246,41 @@ async fn the_control_plane_refuses_garbage_and_keeps_serving() -> anyhow::Result
     ensure!(!aggregator.process.log_tail(200).contains("panicked"));
     Ok(())
 }
+
+#[test]
+fn a_rules_file_with_every_kind_of_mistake_is_refused_line_by_line_by_validate_and_at_start() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let rules = write(
+        dir.path(),
+        "rules.yaml",
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: latncy_p95[1m] > 100\n        scope: endpoint\n\
+         \x20       fro: 1m\n        labels: { severity: critical }\n      - alert: B\n        expr: endpoint_down\n\
+         \x20       for: -1m\n        labels: { severity: critical }\n        annotations:\n          summary: \"{{ $value \"\n",
+    )?;
+    let expected = [
+        "rules.yaml:5:15: unknown SLI \"latncy_p95\"",
+        "rules.yaml:7:9: unknown key \"fro\"",
+        "rules.yaml:11:14: for: \"-1m\" is negative",
+        "rules.yaml:14:20: annotation summary: template error",
+    ];
+    let (code, log) = run_to_exit("mixmon", &["validate".into(), "--rules".into(), rules.display().to_string()])?;
+    ensure!(code != 0, "exit {code}:\n{log}");
+    for needle in expected {
+        ensure!(log.contains(needle), "{needle:?} missing:\n{log}");
+    }
+    // The aggregator refuses the same file at start, with the same messages.
+    let config = write(
+        dir.path(),
+        "aggregator.toml",
+        &format!("[store]\nkind = \"memory\"\n[alerting]\nrules_file = \"{}\"\n", rules.display()),
+    )?;
+    let (code, log) = run_to_exit("mixmon-aggregator", &["--config".into(), config.display().to_string()])?;
+    ensure!(code != 0, "exit {code}:\n{log}");
+    for needle in expected {
+        ensure!(log.contains(needle), "{needle:?} missing at start:\n{log}");
+    }
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/rules.yaml");
+    let (code, log) = run_to_exit("mixmon", &["validate".into(), "--rules".into(), shipped.display().to_string()])?;
+    ensure!(code == 0 && log.contains("ok, 17 rules"), "exit {code}:\n{log}");
+    Ok(())
+}
