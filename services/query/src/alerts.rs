@@ -251,11 +251,14 @@ pub(crate) async fn history(
         })?,
     };
     let filter = AlertFilter::parse(&params)?;
-    let transitions = state.store.read_history(from, to, limit).await?;
+    // The limit counts what matches: with matchers, read up to the bound and filter first.
+    let read = if filter.matchers.is_empty() { limit } else { MAX_HISTORY };
+    let transitions = state.store.read_history(from, to, read).await?;
     Ok(Json(
         transitions
             .iter()
             .filter(|t| mixmon_model::alert::matches_all(&filter.matchers, &t.labels))
+            .take(limit)
             .map(transition_json)
             .collect(),
     ))
