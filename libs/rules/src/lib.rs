@@ -1,3 +1,6 @@
+//! The alerting configuration files: the rules (`routes` holds the routing file, an
+//! Alertmanager `alertmanager.yml`).
+//!
 //! The alert rules file: Prometheus' shape (`groups:` of rules with `alert`, `expr`, `for`,
 //! `keep_firing_for`, `labels`, `annotations`), with expressions over mixmon's own SLIs and
 //! signals, read into a validated [`RuleSet`]. Every mistake in a file is reported at once,
@@ -69,6 +72,33 @@ pub fn shipped() -> Result<RuleSet, RulesError> {
     parse("config/rules.yaml (built in)", SHIPPED)
 }
 
+/// Reads a file bounded by [`MAX_FILE_BYTES`], every failure as one problem of `source`.
+pub(crate) fn read_bounded(path: &std::path::Path) -> Result<String, RulesError> {
+    let source = path.display().to_string();
+    let fail = |message: String| RulesError {
+        source: source.clone(),
+        problems: vec![Problem { line: 0, column: 0, message }],
+    };
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Err(fail(format!("is {} bytes; at most {MAX_FILE_BYTES} are read", meta.len())));
+    }
+    std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))
+}
+
+/// Turns the problems found into the result.
+pub(crate) fn finish<T>(source: &str, mut problems: Vec<Problem>, value: T) -> Result<T, RulesError> {
+    if problems.is_empty() {
+        return Ok(value);
+    }
+    if problems.len() > MAX_PROBLEMS {
+        let more = problems.len() - MAX_PROBLEMS;
+        problems.truncate(MAX_PROBLEMS);
+        problems.push(Problem { line: 0, column: 0, message: format!("... and {more} more") });
+    }
+    Err(RulesError { source: source.to_string(), problems })
+}
+
 /// Reads and validates a rules file.
 pub fn load(path: &std::path::Path) -> Result<RuleSet, RulesError> {
     let source = path.display().to_string();
@@ -88,20 +118,11 @@ pub fn load(path: &std::path::Path) -> Result<RuleSet, RulesError> {
 pub fn parse(source: &str, text: &str) -> Result<RuleSet, RulesError> {
     let mut p = Parser { problems: Vec::new() };
     let rules = p.file(text);
-    if p.problems.is_empty() {
-        Ok(rules)
-    } else {
-        if p.problems.len() > MAX_PROBLEMS {
-            let more = p.problems.len() - MAX_PROBLEMS;
-            p.problems.truncate(MAX_PROBLEMS);
-            p.problems.push(Problem { line: 0, column: 0, message: format!("... and {more} more") });
-        }
-        Err(RulesError { source: source.to_string(), problems: p.problems })
-    }
+    finish(source, p.problems, rules)
 }
 
-struct Parser {
-    problems: Vec<Problem>,
+pub(crate) struct Parser {
+    pub(crate) problems: Vec<Problem>,
 }
 
 fn at(span: &Span) -> (usize, usize) {
@@ -109,13 +130,13 @@ fn at(span: &Span) -> (usize, usize) {
 }
 
 impl Parser {
-    fn problem(&mut self, span: &Span, message: impl Into<String>) {
+    pub(crate) fn problem(&mut self, span: &Span, message: impl Into<String>) {
         let (line, column) = at(span);
         self.problems.push(Problem { line, column, message: message.into() });
     }
 
     /// The mapping's keys must be among `known`; each unknown one is a problem.
-    fn keys(&mut self, map: &MarkedMappingNode, what: &str, known: &[&str]) {
+    pub(crate) fn keys(&mut self, map: &MarkedMappingNode, what: &str, known: &[&str]) {
         for key in map.keys() {
             if !known.contains(&key.as_str()) {
                 let hint = closest(key.as_str(), known).map(|k| format!("; did you mean {k:?}?")).unwrap_or_default();
@@ -127,7 +148,7 @@ impl Parser {
         }
     }
 
-    fn mapping<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a MarkedMappingNode> {
+    pub(crate) fn mapping<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a MarkedMappingNode> {
         let m = node.as_mapping();
         if m.is_none() {
             self.problem(node.span(), format!("{what} must be a mapping"));
@@ -135,7 +156,7 @@ impl Parser {
         m
     }
 
-    fn scalar<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a MarkedScalarNode> {
+    pub(crate) fn scalar<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a MarkedScalarNode> {
         let s = node.as_scalar();
         if s.is_none() {
             self.problem(node.span(), format!("{what} must be a single value"));
@@ -215,7 +236,7 @@ impl Parser {
         }
     }
 
-    fn duration(&mut self, map: &MarkedMappingNode, key: &str) -> Option<u64> {
+    pub(crate) fn duration(&mut self, map: &MarkedMappingNode, key: &str) -> Option<u64> {
         let node = map.get_node(key)?;
         let scalar = self.scalar(node, key)?;
         match parse_duration(scalar.as_str()) {
@@ -227,7 +248,11 @@ impl Parser {
         }
     }
 
-    fn string_map(&mut self, map: &MarkedMappingNode, key: &str) -> Vec<(MarkedScalarNode, MarkedScalarNode)> {
+    pub(crate) fn string_map(
+        &mut self,
+        map: &MarkedMappingNode,
+        key: &str,
+    ) -> Vec<(MarkedScalarNode, MarkedScalarNode)> {
         let Some(node) = map.get_node(key) else { return Vec::new() };
         let Some(inner) = self.mapping(node, key) else { return Vec::new() };
         let mut out = Vec::new();
@@ -239,7 +264,7 @@ impl Parser {
         out
     }
 
-    fn string_list(&mut self, map: &MarkedMappingNode, key: &str) -> Vec<MarkedScalarNode> {
+    pub(crate) fn string_list(&mut self, map: &MarkedMappingNode, key: &str) -> Vec<MarkedScalarNode> {
         let Some(node) = map.get_node(key) else { return Vec::new() };
         match node.as_sequence() {
             None => {
@@ -635,7 +660,7 @@ impl Parser {
     }
 }
 
-fn load_error(err: &marked_yaml::LoadError) -> (Marker, String) {
+pub(crate) fn load_error(err: &marked_yaml::LoadError) -> (Marker, String) {
     use marked_yaml::LoadError as E;
     match err {
         E::TopLevelMustBeMapping(m) => (*m, "the rules file must be a mapping with `groups:`".into()),
@@ -652,7 +677,7 @@ fn load_error(err: &marked_yaml::LoadError) -> (Marker, String) {
 }
 
 /// The known word nearest to a typo, when it is near enough to be what was meant.
-fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known.iter().map(|k| (edit_distance(word, k), *k)).filter(|(d, k)| *d <= 2.max(k.len() / 4)).min().map(|(_, k)| k)
 }
 
@@ -670,6 +695,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
+
+pub mod routes;
 
 #[cfg(test)]
 mod tests;

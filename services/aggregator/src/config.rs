@@ -58,6 +58,9 @@ pub struct AlertingConfig {
     pub enabled: bool,
     /// The rules file (YAML); absent: the shipped `config/rules.yaml`, built in.
     pub rules_file: Option<PathBuf>,
+    /// The routing file (an Alertmanager `alertmanager.yml`); absent: the shipped
+    /// `config/alertmanager.yml`, built in. Its inhibit rules mark which alerts are muted.
+    pub routes_file: Option<PathBuf>,
     /// How long a leader's lease lasts unrenewed: a killed leader is replaced within it.
     #[serde(default = "default_lease_ttl_ms")]
     pub lease_ttl_ms: u64,
@@ -71,6 +74,7 @@ impl Default for AlertingConfig {
         AlertingConfig {
             enabled: true,
             rules_file: None,
+            routes_file: None,
             lease_ttl_ms: default_lease_ttl_ms(),
             tick_ms: default_tick_ms(),
         }

@@ -42,7 +42,24 @@ fn validate_rules(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn validate(catalogue: Option<&Path>, prober: Option<&Path>, rules: Option<&Path>) -> anyhow::Result<()> {
+fn validate_routes(path: &Path) -> anyhow::Result<()> {
+    let routing = mixmon_rules::routes::load(path)?;
+    println!(
+        "{}: ok, {} receivers, {} inhibit rules, {} time intervals",
+        path.display(),
+        routing.receivers.len(),
+        routing.inhibit_rules.len(),
+        routing.time_intervals.len()
+    );
+    Ok(())
+}
+
+pub fn validate(
+    catalogue: Option<&Path>,
+    prober: Option<&Path>,
+    rules: Option<&Path>,
+    routes: Option<&Path>,
+) -> anyhow::Result<()> {
     if let Some(path) = catalogue {
         let catalogue = load_catalogue(path)?;
         println!(
@@ -58,9 +75,15 @@ pub fn validate(catalogue: Option<&Path>, prober: Option<&Path>, rules: Option<&
         if let Some(rules) = &config.alerting.rules_file {
             validate_rules(rules)?;
         }
+        if let Some(routes) = &config.alerting.routes_file {
+            validate_routes(routes)?;
+        }
     }
     if let Some(path) = rules {
         validate_rules(path)?;
+    }
+    if let Some(path) = routes {
+        validate_routes(path)?;
     }
     if let Some(path) = prober {
         // Everything the prober checks at start, without starting it: the file and the

@@ -29,7 +29,7 @@ enum Command {
     /// section), a prober configuration file and/or an alert rules file, and exit.
     Validate {
         /// The aggregator configuration (check catalogue) to validate.
-        #[arg(long, required_unless_present_any = ["prober", "rules"])]
+        #[arg(long, required_unless_present_any = ["prober", "rules", "routes"])]
         config: Option<PathBuf>,
         /// A prober configuration to validate (identity, aggregators, buffer, scrape, node, pods).
         #[arg(long)]
@@ -37,6 +37,9 @@ enum Command {
         /// An alert rules file (YAML) to validate: every mistake is listed with its line and column.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// A routing file (an Alertmanager `alertmanager.yml`) to validate, likewise.
+        #[arg(long)]
+        routes: Option<PathBuf>,
     },
 }
 
@@ -54,8 +57,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Check(args) => check::run(args).await,
-            Command::Validate { config, prober, rules } => {
-                check::validate(config.as_deref(), prober.as_deref(), rules.as_deref()).map(|()| ExitCode::SUCCESS)
+            Command::Validate { config, prober, rules, routes } => {
+                check::validate(config.as_deref(), prober.as_deref(), rules.as_deref(), routes.as_deref())
+                    .map(|()| ExitCode::SUCCESS)
             }
         }
     });

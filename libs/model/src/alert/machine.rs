@@ -94,6 +94,9 @@ pub fn step(
     match (from, observation.verdict) {
         // A new episode, or one continuing.
         (AlertState::Inactive | AlertState::Resolved | AlertState::NoData, Verdict::Bad { since_ms }) => {
+            // After a gap without data nothing says how long it has been bad: `for` counts
+            // from now, never from evidence that was not looked at (a cut-off prober's streak).
+            let since_ms = if from == AlertState::NoData { None } else { since_ms };
             let active_at = since_ms.unwrap_or(now_ms).min(now_ms);
             next.active_at_ms = Some(active_at);
             next.fired_at_ms = None;
@@ -292,6 +295,10 @@ mod tests {
         assert_eq!(got, [Firing, Firing, Firing, Resolved]);
         // Pending through no data: the timer is cleared, not counted as bad.
         let got = states(timing, &[(0, BAD), (30_000, Verdict::NoData), (70_000, BAD), (129_999, BAD), (130_000, BAD)]);
+        assert_eq!(got, [Pending, NoData, Pending, Pending, Firing]);
+        // Back from no data with an old streak (a prober that was cut off): `for` starts now.
+        let old = Verdict::Bad { since_ms: Some(0) };
+        let got = states(timing, &[(0, BAD), (30_000, Verdict::NoData), (90_000, old), (149_999, old), (150_000, old)]);
         assert_eq!(got, [Pending, NoData, Pending, Pending, Firing]);
         // Nothing bad seen: no instance at all.
         assert_eq!(states(timing, &[(0, Verdict::NoData), (1, Verdict::Good)]), [Inactive, Inactive]);

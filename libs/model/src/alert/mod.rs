@@ -13,6 +13,7 @@ pub mod labels;
 pub mod machine;
 pub mod matcher;
 pub mod quorum;
+pub mod route;
 pub mod rule;
 pub mod state;
 pub mod template;
@@ -24,6 +25,7 @@ pub use labels::{is_valid_label_name, Fingerprint, LabelSet, ALERTNAME, SEVERITY
 pub use machine::{Observation, Step, Timing, Verdict};
 pub use matcher::{matches_all, MatchOp, Matcher, MatcherError};
 pub use quorum::{endpoint_view, isolated_probers, EndpointView, LatestObservation, QuorumSpec, RegionView};
+pub use route::{GroupBy, Route, TimeInterval, TimeSpec};
 pub use rule::{Comparison, Condition, EventKind, MaintenanceWindow, Rule, RuleSet, Scope, WindowStat};
 pub use state::{AlertInstance, AlertState, AlertTransition, Notify, Severity};
 pub use template::{Template, TemplateError};

@@ -3,7 +3,7 @@
 //! results that arrived late), then only the last minutes at each evaluation. So a 3-day
 //! window costs one read of ten minutes per series per tick, not 4 320.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mixmon_model::alert::Counts;
 use mixmon_model::{Minute, SeriesKey};
@@ -19,6 +19,10 @@ pub struct CountCache {
     minutes: HashMap<SeriesKey, BTreeMap<i64, Counts>>,
     span_minutes: i64,
     full_read_at_ms: Option<i64>,
+    /// Per probing region, the minutes in which all its probers were cut off: their results
+    /// of those minutes stay out of every window, also after the cut ends. Kept by the
+    /// leader in memory; a new leader starts without them.
+    isolated: HashMap<String, BTreeSet<i64>>,
 }
 
 impl CountCache {
@@ -65,18 +69,35 @@ impl CountCache {
     }
 
     /// The sum over the `minutes` ending with the minute of `now_ms`, leaving out the minutes
-    /// `excluded` says are excluded (maintenance).
+    /// `excluded` says are excluded (maintenance) and those its region was cut off in.
     pub fn window(&self, key: &SeriesKey, now_ms: i64, minutes: u32, excluded: impl Fn(i64) -> bool) -> Counts {
         let end = Minute::containing(now_ms).0 + 1;
+        let cut_off = self.isolated.get(key.region.as_str());
         let mut sum = Counts::default();
         if let Some(per_minute) = self.minutes.get(key) {
             for (minute, counts) in per_minute.range(end - i64::from(minutes)..end) {
-                if !excluded(*minute) {
+                if !excluded(*minute) && !cut_off.is_some_and(|m| m.contains(minute)) {
                     sum.add(*counts);
                 }
             }
         }
         sum
+    }
+
+    /// Records that `regions` are cut off in the minute of `now_ms` (and the one before, whose
+    /// last results may have failed for the same reason before the cut was recognised).
+    pub fn mark_isolated(&mut self, regions: &[String], now_ms: i64) {
+        let minute = Minute::containing(now_ms).0;
+        for region in regions {
+            let minutes = self.isolated.entry(region.clone()).or_default();
+            minutes.insert(minute);
+            minutes.insert(minute - 1);
+        }
+        let oldest = minute - self.span_minutes.max(1);
+        for minutes in self.isolated.values_mut() {
+            minutes.retain(|m| *m >= oldest);
+        }
+        self.isolated.retain(|_, m| !m.is_empty());
     }
 }
 
@@ -115,5 +136,10 @@ mod tests {
         cache.refresh(&store, std::slice::from_ref(&key), 60, later).await.unwrap();
         assert_eq!(cache.window(&key, later, 60, |_| false), Counts { total: 20, good: 15 });
         assert_eq!(cache.window(&key, later, 1, |_| false), Counts { total: 3, good: 0 });
+        // The region cut off in that minute (and the one before): its results of both stay
+        // out, also once the cut ends.
+        cache.mark_isolated(&["eu-west".to_string()], later);
+        assert_eq!(cache.window(&key, later, 60, |_| false), Counts { total: 12, good: 10 });
+        assert_eq!(cache.window(&key, later + 120_000, 60, |_| false), Counts { total: 12, good: 10 });
     }
 }

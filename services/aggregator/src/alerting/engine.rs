@@ -30,6 +30,8 @@ pub struct Evaluation {
     pub changed: Vec<AlertInstance>,
     pub removed: Vec<Fingerprint>,
     pub transitions: Vec<AlertTransition>,
+    /// Probing regions all of whose probers were cut off in this evaluation.
+    pub isolated_regions: Vec<String>,
 }
 
 impl Evaluation {
@@ -131,7 +133,9 @@ impl Engine {
         let changed = next.iter().filter(|(fp, i)| before.get(fp) != Some(i)).map(|(_, i)| i.clone()).collect();
         let removed = before.keys().filter(|fp| !next.contains_key(fp)).copied().collect();
         self.instances = next;
-        Evaluation { changed, removed, transitions }
+        let isolated_regions =
+            super::signals::isolated_regions(inputs, &views).into_iter().map(str::to_string).collect();
+        Evaluation { changed, removed, transitions, isolated_regions }
     }
 
     fn step_into(

@@ -160,6 +160,7 @@ async fn evaluate_once(
         .await
         .map_err(|e| Stop::Reload(e.to_string()))?;
     let evaluation = engine.evaluate(&rules.rules, &rules.routing_inhibits, &inputs);
+    counts.mark_isolated(&evaluation.isolated_regions, now);
     if !evaluation.is_empty() {
         commit(store, lease, &evaluation, now).await?;
     }

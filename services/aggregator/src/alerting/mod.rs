@@ -46,7 +46,12 @@ pub fn start(
     stop: watch::Receiver<bool>,
 ) -> Result<Alerting, mixmon_rules::RulesError> {
     let loaded = config.rules_file.as_ref().and_then(|path| std::fs::read(path).ok());
-    let rules = rules_file::load(config.rules_file.as_deref())?;
+    let mut rules = rules_file::load(config.rules_file.as_deref())?;
+    let routing = match &config.routes_file {
+        Some(path) => mixmon_rules::routes::load(path)?,
+        None => mixmon_rules::routes::shipped()?,
+    };
+    rules.routing_inhibits = routing.inhibit_rules;
     tracing::info!(
         rules = rules.rules.rules.len(),
         file = config.rules_file.as_ref().map_or("built-in config/rules.yaml".to_string(), |p| p.display().to_string()),

@@ -148,7 +148,7 @@ pub fn observe(rule: &Rule, inputs: &Inputs, views: &ProbeViews) -> Vec<(LabelSe
 }
 
 /// Regions every one of whose probers is isolated.
-fn isolated_regions<'a>(inputs: &'a Inputs, views: &ProbeViews) -> BTreeSet<&'a str> {
+pub fn isolated_regions<'a>(inputs: &'a Inputs, views: &ProbeViews) -> BTreeSet<&'a str> {
     let mut by_region: BTreeMap<&str, bool> = BTreeMap::new();
     for prober in &inputs.probers {
         let isolated = views.isolated.contains(&prober.prober);
