@@ -11,7 +11,7 @@
 //! paused old leader cannot write after a new one took over.
 
 use async_trait::async_trait;
-use mixmon_model::alert::{AlertInstance, AlertTransition, Counts, Fingerprint, LatestObservation};
+use mixmon_model::alert::{AlertInstance, AlertTransition, Counts, Fingerprint, LatestObservation, Silence};
 use mixmon_model::CheckId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -160,6 +160,17 @@ pub trait AlertStore: Send + Sync + 'static {
     /// Probe requests published from now on, by any replica. A lagging receiver loses the
     /// oldest (a second opinion that comes late is worth nothing anyway).
     async fn subscribe_probe_requests(&self) -> Result<broadcast::Receiver<ProbeRequest>, StoreError> {
+        Err(no_alerts())
+    }
+
+    /// Creates or replaces a silence (by id); refused past [`MAX_SILENCES`](mixmon_model::alert::silence::MAX_SILENCES) kept.
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        Err(no_alerts())
+    }
+
+    /// Every silence kept, by id; those that ended more than [`SILENCE_RETENTION_MS`](mixmon_model::alert::silence::SILENCE_RETENTION_MS) before
+    /// `now_ms` are dropped.
+    async fn read_silences(&self, now_ms: i64) -> Result<Vec<Silence>, StoreError> {
         Err(no_alerts())
     }
 }

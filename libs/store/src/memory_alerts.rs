@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use mixmon_model::alert::{AlertInstance, AlertTransition, Counts, Fingerprint, LatestObservation};
+use mixmon_model::alert::silence::{MAX_SILENCES, SILENCE_RETENTION_MS};
+use mixmon_model::alert::{AlertInstance, AlertTransition, Counts, Fingerprint, LatestObservation, Silence};
 use mixmon_model::CheckId;
 use tokio::sync::broadcast;
 
@@ -34,6 +35,7 @@ struct Tables {
     /// (stream position, transition); positions are `<ms>-<seq>` as Redis stream ids.
     stream: Vec<((i64, u64), AlertTransition)>,
     days: HashMap<CheckId, BTreeMap<i64, Counts>>,
+    silences: BTreeMap<String, Silence>,
 }
 
 impl Default for AlertTables {
@@ -231,5 +233,20 @@ impl AlertStore for MemoryStore {
 
     async fn subscribe_probe_requests(&self) -> Result<broadcast::Receiver<ProbeRequest>, StoreError> {
         Ok(self.alert_tables().probe_requests.subscribe())
+    }
+
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        let mut tables = self.alert_tables().lock();
+        if !tables.silences.contains_key(&silence.id) && tables.silences.len() >= MAX_SILENCES {
+            return Err(StoreError::Invalid(format!("at most {MAX_SILENCES} silences are kept; expire some first")));
+        }
+        tables.silences.insert(silence.id.clone(), silence.clone());
+        Ok(())
+    }
+
+    async fn read_silences(&self, now_ms: i64) -> Result<Vec<Silence>, StoreError> {
+        let mut tables = self.alert_tables().lock();
+        tables.silences.retain(|_, s| s.ends_at_ms >= now_ms - SILENCE_RETENTION_MS);
+        Ok(tables.silences.values().cloned().collect())
     }
 }

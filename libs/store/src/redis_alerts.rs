@@ -5,7 +5,8 @@
 //! Values are JSON: small, versioned by the key prefix, readable with `redis-cli`.
 
 use async_trait::async_trait;
-use mixmon_model::alert::{AlertInstance, AlertTransition, Counts, Fingerprint, LatestObservation};
+use mixmon_model::alert::silence::{MAX_SILENCES, SILENCE_RETENTION_MS};
+use mixmon_model::alert::{AlertInstance, AlertTransition, Counts, Fingerprint, LatestObservation, Silence};
 use mixmon_model::CheckId;
 use redis::AsyncCommands;
 use tokio::sync::broadcast;
@@ -22,6 +23,16 @@ const INSTANCES: &str = "mixmon:v1:alerts:{alerts}:instances";
 const TRANSITIONS: &str = "mixmon:v1:alerts:{alerts}:transitions";
 const PROBERS: &str = "mixmon:v1:alerts:{alerts}:probers";
 const PROBE_REQUESTS: &str = "mixmon:v1:alerts:probe_requests";
+const SILENCES: &str = "mixmon:v1:alerts:{alerts}:silences";
+
+/// Creates or replaces a silence unless that would keep more than ARGV[3].
+const PUT_SILENCE: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
 /// Latest observations outlive a check that is no longer probed by a day, then go.
 const LATEST_TTL_MS: i64 = 24 * 3_600_000;
 /// Transitions read per page when filtering the history by time.
@@ -407,6 +418,31 @@ impl AlertStore for RedisStore {
 
     async fn subscribe_probe_requests(&self) -> Result<broadcast::Receiver<ProbeRequest>, StoreError> {
         self.probe_request_relay(PROBE_REQUESTS).await
+    }
+
+    async fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        let args = vec![arg(&silence.id), encode(silence)?.into_bytes(), arg(MAX_SILENCES)];
+        let stored: i64 = self.script("put silence", PUT_SILENCE, &[SILENCES], args).await?;
+        if stored == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid(format!("at most {MAX_SILENCES} silences are kept; expire some first")))
+        }
+    }
+
+    async fn read_silences(&self, now_ms: i64) -> Result<Vec<Silence>, StoreError> {
+        let values: Vec<Vec<u8>> =
+            self.run("read silences", SILENCES, redis::cmd("HVALS").arg(SILENCES).clone()).await?;
+        let mut silences: Vec<Silence> = values.iter().map(|v| decode(SILENCES, v)).collect::<Result<_, _>>()?;
+        let horizon = now_ms - SILENCE_RETENTION_MS;
+        let old: Vec<String> = silences.iter().filter(|s| s.ends_at_ms < horizon).map(|s| s.id.clone()).collect();
+        if !old.is_empty() {
+            let _: i64 =
+                self.run("drop old silences", SILENCES, redis::cmd("HDEL").arg(SILENCES).arg(&old).clone()).await?;
+            silences.retain(|s| s.ends_at_ms >= horizon);
+        }
+        silences.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(silences)
     }
 }
 

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mixmon_model::alert::{AlertInstance, AlertState, AlertTransition, Counts, LabelSet, LatestObservation};
+use mixmon_model::alert::{
+    AlertInstance, AlertState, AlertTransition, Counts, LabelSet, LatestObservation, Silence, SilenceMatcher,
+};
 use mixmon_model::CheckId;
 use mixmon_store::{AlertStore, CommitOutcome, MemoryStore, ProbeRequest, ProberSeen};
 
@@ -163,6 +165,31 @@ pub async fn probe_requests_reach_subscribers(store: &dyn AlertStore) {
     }
 }
 
+pub async fn silences_are_kept_replaced_and_dropped_after_retention(store: &dyn AlertStore) {
+    let silence = |id: &str, ends: i64| Silence {
+        id: id.into(),
+        matchers: vec![SilenceMatcher {
+            name: "alertname".into(),
+            value: "ServiceDown".into(),
+            is_regex: false,
+            is_equal: true,
+        }],
+        starts_at_ms: 0,
+        ends_at_ms: ends,
+        created_by: "sre".into(),
+        comment: "upgrade".into(),
+        updated_at_ms: 0,
+    };
+    store.put_silence(&silence("a", 1_000)).await.unwrap();
+    store.put_silence(&silence("b", 2_000)).await.unwrap();
+    store.put_silence(&silence("a", 5_000)).await.unwrap();
+    let read = store.read_silences(3_000).await.unwrap();
+    assert_eq!(read, [silence("a", 5_000), silence("b", 2_000)], "replaced by id");
+    let month = mixmon_model::alert::silence::SILENCE_RETENTION_MS;
+    assert_eq!(store.read_silences(2_000 + month + 1).await.unwrap(), [silence("a", 5_000)], "b ended too long ago");
+    assert_eq!(store.read_silences(2_000 + month + 1).await.unwrap().len(), 1, "and is gone");
+}
+
 macro_rules! suite {
     ($make:expr) => {
         #[tokio::test]
@@ -189,6 +216,11 @@ macro_rules! suite {
         async fn day_counts() {
             let (_guard, store) = $make;
             super::day_counts(&store).await;
+        }
+        #[tokio::test]
+        async fn silences_are_kept_replaced_and_dropped_after_retention() {
+            let (_guard, store) = $make;
+            super::silences_are_kept_replaced_and_dropped_after_retention(&store).await;
         }
         #[tokio::test]
         async fn probe_requests_reach_subscribers() {

@@ -21,6 +21,7 @@ mod query;
 mod records;
 mod request;
 mod selection;
+mod silences;
 mod status;
 mod timeline;
 
@@ -94,6 +95,8 @@ pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
         .route("/api/v2/alerts", get(alerts::v2_alerts))
         .route("/api/v2/alerts/groups", get(alerts::v2_groups))
         .route("/api/v2/status", get(alerts::v2_status))
+        .route("/api/v2/silences", get(silences::list).post(silences::create))
+        .route("/api/v2/silence/{id}", get(silences::get_one).delete(silences::expire))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))

@@ -179,3 +179,75 @@ async fn grafana_annotations_are_firing_episodes() {
     let bad = json!({"targets": [{"refId": "Anno", "target": "cpu"}]}).to_string();
     assert_eq!(post(&router, "/query", &bad).await.status, 400);
 }
+
+#[tokio::test]
+async fn silences_in_alertmanagers_api() {
+    let router = router(Arc::new(MemoryStore::new()));
+    let now = chrono::Utc::now().timestamp_millis();
+    let silence = |matchers: Value, starts: i64, ends: i64| {
+        json!({
+            "matchers": matchers,
+            "startsAt": iso(starts),
+            "endsAt": iso(ends),
+            "createdBy": "sre@aimixer.com",
+            "comment": "disk swap on node-ap-0",
+        })
+        .to_string()
+    };
+    let disk = json!([{"name": "alertname", "value": "HighDiskUsage", "isRegex": false, "isEqual": true}]);
+    let created = post(&router, "/api/v2/silences", &silence(disk.clone(), now - 60_000, now + 3_600_000)).await;
+    assert_eq!(created.status, 200, "{:?}", created.json);
+    let id = created.json["silenceID"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 36, "a UUID-shaped id: {id}");
+    let one = call(&router, "GET", &format!("/api/v2/silence/{id}"), "", None).await;
+    assert_eq!(one.json["status"]["state"], "active");
+    assert_eq!(one.json["comment"], "disk swap on node-ap-0");
+    let later = post(&router, "/api/v2/silences", &silence(disk.clone(), now + 3_600_000, now + 7_200_000)).await;
+    let pending = later.json["silenceID"].as_str().unwrap().to_string();
+    let listed = call(&router, "GET", "/api/v2/silences", "", None).await;
+    let states: Vec<(String, String)> = listed
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap().to_string(), s["status"]["state"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(states, [(id.clone(), "active".to_string()), (pending.clone(), "pending".to_string())]);
+    let filtered = call(&router, "GET", "/api/v2/silences?filter=alertname%3D%22ServiceDown%22", "", None).await;
+    assert!(filtered.json.as_array().unwrap().is_empty());
+
+    for (body, why) in [
+        (silence(json!([]), now, now + 60_000), "no matchers"),
+        (silence(json!([{"name": "a", "value": ".*", "isRegex": true}]), now, now + 60_000), "mutes everything"),
+        (silence(json!([{"name": "a", "value": "(", "isRegex": true}]), now, now + 60_000), "bad regex"),
+        (silence(disk.clone(), now + 60_000, now), "ends before it starts"),
+        (silence(disk.clone(), now - 120_000, now - 60_000), "ended already"),
+        (json!({"matchers": disk, "startsAt": iso(now), "endsAt": iso(now + 60_000), "createdBy": "", "comment": ""}).to_string(), "no author"),
+        ("{\"matchers\": 3}".to_string(), "garbage"),
+    ] {
+        let reply = post(&router, "/api/v2/silences", &body).await;
+        assert_eq!(reply.status, 400, "{why}: {:?}", reply.json);
+    }
+
+    let expired = call(&router, "DELETE", &format!("/api/v2/silence/{id}"), "", None).await;
+    assert_eq!(expired.status, 200);
+    let one = call(&router, "GET", &format!("/api/v2/silence/{id}"), "", None).await;
+    assert_eq!(one.json["status"]["state"], "expired");
+    assert_eq!(call(&router, "DELETE", "/api/v2/silence/nope", "", None).await.status, 404);
+    assert_eq!(call(&router, "GET", "/api/v2/silence/nope", "", None).await.status, 404);
+}
+
+#[tokio::test]
+async fn setting_a_silence_needs_the_token() {
+    let options =
+        mixmon_query::QueryOptions { auth_token: Some(mixmon_config::Secret::new("s3cret")), ..Default::default() };
+    let router = mixmon_query::app(Arc::new(MemoryStore::new()), options);
+    let now = chrono::Utc::now().timestamp_millis();
+    let body = json!({
+        "matchers": [{"name": "alertname", "value": "X", "isRegex": false}],
+        "startsAt": iso(now), "endsAt": iso(now + 60_000), "createdBy": "a", "comment": "b",
+    })
+    .to_string();
+    assert_eq!(call(&router, "POST", "/api/v2/silences", &body, None).await.status, 403);
+    assert_eq!(call(&router, "POST", "/api/v2/silences", &body, Some("s3cret")).await.status, 200);
+}

@@ -15,6 +15,7 @@ pub mod matcher;
 pub mod quorum;
 pub mod route;
 pub mod rule;
+pub mod silence;
 pub mod state;
 pub mod template;
 
@@ -27,5 +28,6 @@ pub use matcher::{matches_all, MatchOp, Matcher, MatcherError};
 pub use quorum::{endpoint_view, isolated_probers, EndpointView, LatestObservation, QuorumSpec, RegionView};
 pub use route::{GroupBy, Route, TimeInterval, TimeSpec};
 pub use rule::{Comparison, Condition, EventKind, MaintenanceWindow, Rule, RuleSet, Scope, WindowStat};
+pub use silence::{silenced_by, Silence, SilenceMatcher, SilenceState};
 pub use state::{AlertInstance, AlertState, AlertTransition, Notify, Severity};
 pub use template::{Template, TemplateError};

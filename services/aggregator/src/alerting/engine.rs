@@ -129,6 +129,13 @@ impl Engine {
 
         self.raise_events(rules, inputs, &mut next, &mut transitions);
         mark_inhibited(rules, routing_inhibits, &mut next);
+        for instance in next.values_mut() {
+            instance.silenced_by = if instance.state == AlertState::Firing {
+                mixmon_model::alert::silenced_by(&inputs.silences, &instance.labels, now)
+            } else {
+                Vec::new()
+            };
+        }
 
         let changed = next.iter().filter(|(fp, i)| before.get(fp) != Some(i)).map(|(_, i)| i.clone()).collect();
         let removed = before.keys().filter(|fp| !next.contains_key(fp)).copied().collect();

@@ -42,11 +42,13 @@ pub async fn gather(
     let ids: Vec<CheckId> = catalogue.checks.keys().cloned().collect();
     let latest = store.read_latest(&ids).await?;
     let probers = store.read_probers().await?;
+    let silences = store.read_silences(now_ms).await?;
     let mut inputs = Inputs {
         now_ms,
         checks: checks.into_iter().collect(),
         latest: ids.iter().map(|id| id.to_string()).zip(latest).collect(),
         probers,
+        silences,
         ..Inputs::default()
     };
     for query in sli_queries(rules) {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use mixmon_model::alert::{Condition, Counts, LabelSet, LatestObservation, RuleSet, Scope, WindowStat};
+use mixmon_model::alert::{Condition, Counts, LabelSet, LatestObservation, RuleSet, Scope, Silence, WindowStat};
 use mixmon_store::ProberSeen;
 
 /// What the engine needs to know of one check.
@@ -63,6 +63,8 @@ pub struct Inputs {
     /// Per (endpoint, probing region, window minutes), the good/total counts over the window
     /// ending now (the minute in progress included), maintenance left out.
     pub counts: HashMap<(String, String, u32), Counts>,
+    /// Every silence kept (the query service writes them; expired ones mute nothing).
+    pub silences: Vec<Silence>,
 }
 
 /// The SLI reads `rules` need.
