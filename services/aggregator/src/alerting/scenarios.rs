@@ -378,3 +378,30 @@ fn burn_rate_alerts_resolve_as_soon_as_their_short_windows_recover() {
     engine.evaluate(&rules, &inhibits, &with_counts(now + 21_660_000, 361));
     assert_eq!(firing(&engine), set(&[]));
 }
+
+#[test]
+fn a_maintenance_window_raises_nothing_for_its_endpoints() {
+    let mut rules = mixmon_rules::shipped().unwrap();
+    rules.maintenance.push(mixmon_model::alert::MaintenanceWindow {
+        name: "edge upgrade".into(),
+        matchers: mixmon_model::alert::Matcher::parse_list(r#"endpoint="edge""#).unwrap(),
+        start_ms: T0,
+        end_ms: T0 + 3_600_000,
+    });
+    let inhibits = relation_inhibits(&rules);
+    let mut engine = Engine::new(Vec::new());
+    let fault = Fault { down: vec!["edge", "api"], ..Fault::default() };
+    let since = T0 + 60_000;
+    let mut now = T0;
+    while now <= since + 120_000 {
+        engine.evaluate(&rules, &inhibits, &inputs(&rules, &fault, since, now));
+        now += 1_000;
+    }
+    let firing: BTreeSet<String> = engine
+        .instances()
+        .filter(|i| i.state == AlertState::Firing)
+        .map(|i| format!("{}{{{}}}", i.alertname(), i.labels.get("endpoint")))
+        .collect();
+    assert!(firing.contains("ServiceDown{api}"), "{firing:?}");
+    assert!(!firing.iter().any(|f| f.contains("{edge}")), "edge is in maintenance: {firing:?}");
+}
