@@ -60,6 +60,7 @@ pub async fn run(
     let ttl_ms = u64::try_from(settings.lease_ttl.as_millis()).unwrap_or(u64::MAX);
     let mut leading: Option<(Lease, Engine)> = None;
     let mut counts = CountCache::default();
+    let mut last_failure: Option<(String, i64)> = None;
     loop {
         let now = unix_ms();
         leading = hold_lease(store.as_ref(), &settings.holder, ttl_ms, now, leading).await;
@@ -67,14 +68,24 @@ pub async fn run(
         if let Some((lease, engine)) = leading.as_mut() {
             let current = rules.borrow().clone();
             match evaluate_once(store.as_ref(), &catalogue, &current, &mut counts, lease, engine).await {
-                Ok(Some(deadline)) => wake = wake.min(deadline.max(now + 1)),
-                Ok(None) => {}
+                Ok(Some(deadline)) => {
+                    last_failure = None;
+                    wake = wake.min(deadline.max(now + 1));
+                }
+                Ok(None) => last_failure = None,
                 Err(Stop::Fenced) => {
                     tracing::warn!(holder = %settings.holder, "another evaluator holds the lease now; stepping down");
                     leading = None;
                 }
                 Err(Stop::Reload(reason)) => {
-                    tracing::warn!(error = %reason, "evaluation not committed; continuing from the store");
+                    // A dead store fails every tick: say so when it starts and every 30 s.
+                    let repeat = last_failure.as_ref().is_some_and(|(r, at)| *r == reason && now - at < 30_000);
+                    if repeat {
+                        tracing::debug!(error = %reason, "evaluation not committed");
+                    } else {
+                        tracing::warn!(error = %reason, "evaluation not committed; continuing from the store");
+                        last_failure = Some((reason, now));
+                    }
                     if let Some((lease, _)) = leading.take() {
                         leading = store.load_alerts().await.ok().map(|loaded| (lease, Engine::new(loaded)));
                     }
