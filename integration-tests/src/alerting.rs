@@ -52,15 +52,52 @@ pub async fn alerts(query_url: &str) -> anyhow::Result<Vec<(String, String, Stri
         .iter()
         .map(|a| {
             let labels = &a["labels"];
-            let key = ["endpoint", "node", "pod", "prober", "region"]
-                .iter()
-                .find_map(|k| labels[*k].as_str())
-                .unwrap_or_default()
-                .to_string();
+            let key = key_of(labels);
             let name = labels["alertname"].as_str().unwrap_or_default().to_string();
             (name, key, a["state"].as_str().unwrap_or_default().to_string())
         })
         .collect())
+}
+
+/// Waits until every `(alertname, key)` of `want` has gone to firing since `since_ms`, by the
+/// alert history (an alert that fired and already resolved counts: each fault's rule fires
+/// on its own clock).
+pub async fn wait_fired(query_url: &str, want: &[(&str, &str)], since_ms: i64, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        let url = format!("{query_url}/api/v1/alerts/history?from={since_ms}&limit=10000");
+        let response = http::get(&url).await?;
+        ensure!(response.status == 200, "GET {url}: {} {}", response.status, response.text());
+        let body: Value = response.json()?;
+        let fired: Vec<(String, String)> = body
+            .as_array()
+            .context("history: not a list")?
+            .iter()
+            .filter(|t| t["to"].as_str() == Some("firing"))
+            .map(|t| (t["alertname"].as_str().unwrap_or_default().to_string(), key_of(&t["labels"])))
+            .collect();
+        let missing: Vec<String> = want
+            .iter()
+            .filter(|(name, key)| !fired.iter().any(|(n, k)| n == name && k == key))
+            .map(|(name, key)| format!("{name}{{{key}}}"))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("never fired within {within:?}: {missing:?}; live alerts: {:?}", alerts(query_url).await?);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The label an alert is told apart by in the scenarios.
+fn key_of(labels: &Value) -> String {
+    ["endpoint", "node", "pod", "prober", "region"]
+        .iter()
+        .find_map(|k| labels[*k].as_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Waits until every `(alertname, key)` of `want` is in `state` (or, for "gone", not firing).

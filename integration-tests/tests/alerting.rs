@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{bail, ensure};
-use mixmon_integration_tests::alerting::{alerts, send, source_ip, test_rules, wait_for, Fleet, REGIONS};
+use mixmon_integration_tests::alerting::{alerts, send, source_ip, test_rules, wait_fired, wait_for, Fleet, REGIONS};
 use mixmon_integration_tests::start;
 use serde_json::json;
 
@@ -41,6 +41,7 @@ async fn scenario(fleet: &mut Fleet) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(15)).await;
 
     // Phase 1: one fault per rule, each on its own target.
+    let phase1_at = mixmon_integration_tests::unix_ms();
     send("PUT", &format!("{admin}/faults/endpoints/edge"), &json!({"down": true})).await?;
     send("PUT", &format!("{admin}/faults/regions/eu-west"), &json!({"down": true})).await?;
     send("PUT", &format!("{admin}/faults/endpoints/us-east"), &json!({"latency_ms": 600})).await?;
@@ -69,7 +70,7 @@ async fn scenario(fleet: &mut Fleet) -> anyhow::Result<()> {
         ("ErrorBudgetBurnFast", "edge"),
         ("ErrorBudgetBurnSlow", "edge"),
     ];
-    wait_for(&query_url, &phase1, "firing", Duration::from_secs(240)).await?;
+    wait_fired(&query_url, &phase1, phase1_at, Duration::from_secs(240)).await?;
     amtool_lists(&query_url, &["ServiceDown", "RegionalFailure", "HighDiskUsage"]).await?;
     amtool_silences(&query_url).await?;
 
@@ -80,10 +81,11 @@ async fn scenario(fleet: &mut Fleet) -> anyhow::Result<()> {
     wait_for(&query_url, &[("CheckRecovered", "edge")], "firing", Duration::from_secs(10)).await?;
 
     // Phase 3: the us-west prober cut off from everything; the ap prober killed.
+    let phase3_at = mixmon_integration_tests::unix_ms();
     send("PUT", &format!("{admin}/faults/clients/{}", source_ip(0)), &json!({"cut": true})).await?;
     fleet.probers[3].terminate()?;
     let phase3 = [("ProberIsolated", "prober-us-west"), ("ProberDown", "prober-ap")];
-    wait_for(&query_url, &phase3, "firing", Duration::from_secs(90)).await?;
+    wait_fired(&query_url, &phase3, phase3_at, Duration::from_secs(90)).await?;
     let live = alerts(&query_url).await?;
     let pages: BTreeSet<String> = live
         .iter()

@@ -47,6 +47,8 @@ pub struct Scheduler {
     version: u64,
     /// When each check last ran out of schedule, so requests cannot make it run hot.
     extra_runs: HashMap<CheckId, i64>,
+    /// The out-of-schedule runs in flight, stopped with the rest.
+    extra_tasks: tokio::task::JoinSet<()>,
 }
 
 /// An extra run of a check at most this often (or once a quarter interval, if longer).
@@ -54,7 +56,14 @@ const MIN_EXTRA_RUN_SPACING_MS: i64 = 1_000;
 
 impl Scheduler {
     pub fn new(http: HttpProber, sink: ResultSink) -> Self {
-        Self { http: Arc::new(http), sink, running: HashMap::new(), version: 0, extra_runs: HashMap::new() }
+        Self {
+            http: Arc::new(http),
+            sink,
+            running: HashMap::new(),
+            version: 0,
+            extra_runs: HashMap::new(),
+            extra_tasks: tokio::task::JoinSet::new(),
+        }
     }
 
     /// The catalogue version currently applied.
@@ -104,7 +113,8 @@ impl Scheduler {
         }
         self.extra_runs.insert(id.clone(), now_ms);
         let (spec, http, sink) = (spec.clone(), self.http.clone(), self.sink.clone());
-        tokio::spawn(async move {
+        while self.extra_tasks.try_join_next().is_some() {}
+        self.extra_tasks.spawn(async move {
             for result in checks::run(&http, &spec, unix_ms()).await {
                 sink.record(result);
             }
@@ -116,6 +126,22 @@ impl Scheduler {
         for (_, (_, handle)) in self.running.drain() {
             handle.abort();
         }
+        self.extra_tasks.abort_all();
+    }
+
+    /// Stops every check and waits until none can record any more: a probe task running on
+    /// another thread when it is aborted may still record its result, which must then be in
+    /// the last batch, not after it.
+    pub async fn stop_all_and_wait(&mut self) {
+        let handles: Vec<_> = self.running.drain().map(|(_, (_, handle))| handle).collect();
+        for handle in &handles {
+            handle.abort();
+        }
+        self.extra_tasks.abort_all();
+        for handle in handles {
+            let _ = handle.await;
+        }
+        while self.extra_tasks.join_next().await.is_some() {}
     }
 }
 

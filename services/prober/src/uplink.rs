@@ -202,7 +202,7 @@ impl Uplink {
             tokio::select! {
                 _ = stop.changed() => {
                     // No new results from here on, so the last batch holds everything measured.
-                    scheduler.stop_all();
+                    scheduler.stop_all_and_wait().await;
                     for batch in buffer.seal(max_batch) {
                         send_batch(&tx, &batch).await?;
                     }
