@@ -11,9 +11,9 @@ fn samples_this_machine() {
     // Burn a little CPU so the interval has jiffies to count.
     let mut x = 0u64;
     while started.elapsed() < Duration::from_millis(150) {
-        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        // `black_box` keeps the loop's work from being optimised away; no assertion needed.
+        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
     }
-    assert_ne!(x, 42);
     let second = sample().expect("second sample");
     let elapsed = started.elapsed().as_secs_f64();
 

@@ -56,7 +56,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(path) = &args.config {
         // Edits to the file reach the probers without a restart.
-        tokio::spawn(reload::watch_file(path.clone(), handle.clone(), stop_rx.clone()));
+        tokio::spawn(reload::watch_file(path.clone(), handle.clone(), Arc::default(), stop_rx.clone()));
     }
     let alerting = mixmon_aggregator::alerting::start(&config.alerting, store.clone(), handle.clone(), stop_rx)?;
     let options =

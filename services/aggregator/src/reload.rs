@@ -6,6 +6,8 @@
 //! assignment stream at once.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -65,8 +67,14 @@ fn fingerprint(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Watches `path` until `stop` turns true, publishing each valid new catalogue to `handle`.
-pub async fn watch_file(path: PathBuf, handle: CatalogueHandle, mut stop: watch::Receiver<bool>) {
+/// Watches `path` until `stop` turns true, publishing each valid new catalogue to `handle`
+/// and counting each refused change in `refused`.
+pub async fn watch_file(
+    path: PathBuf,
+    handle: CatalogueHandle,
+    refused: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) {
     // Nothing seen yet: the first poll loads the file and publishes only if it differs from
     // what is in force, so an edit made while the aggregator started is not missed.
     let mut last = None;
@@ -103,6 +111,7 @@ pub async fn watch_file(path: PathBuf, handle: CatalogueHandle, mut stop: watch:
                 handle.publish(catalogue, assignments);
             }
             Err(err) => {
+                refused.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
                     file = %path.display(),
                     version_in_force = handle.current().version,
@@ -134,7 +143,8 @@ mod tests {
         let (_, catalogue, assignments) = load(&path).unwrap();
         let handle = CatalogueHandle::with_assignments(catalogue, assignments);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(watch_file(path.clone(), handle.clone(), stop_rx));
+        let refused = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(watch_file(path.clone(), handle.clone(), refused.clone(), stop_rx));
 
         write(&path, &["a", "b"]);
         let count = |h: &CatalogueHandle| h.current().checks.len();
@@ -142,8 +152,12 @@ mod tests {
         let good = handle.current().version;
 
         std::fs::write(&path, "[[checks]]\nid = \"a\"\nurl = \"ftp://nope\"\n").unwrap();
-        // The bad file is seen (and refused) within a few polls; the good catalogue stays.
-        tokio::time::sleep(POLL_INTERVAL * 4).await;
+        // The bad file is seen and refused; the good catalogue stays.
+        eventually(Duration::from_secs(10), Duration::from_millis(20), || async {
+            refused.load(Ordering::Relaxed) == 1
+        })
+        .await
+        .unwrap();
         assert_eq!(handle.current().version, good);
 
         write(&path, &["c"]);
