@@ -221,7 +221,8 @@ async fn injected_faults_show_in_the_datasource_as_measured() -> anyhow::Result<
             "slow/{region}: p95 {shown:.3} ms, exact {exact:.3} ms, error {:.3} %",
             (shown - exact).abs() / exact * 100.0
         );
-        ensure!(((shown - exact) / exact).abs() <= 0.02, "{region}: p95 {shown} ms, exact {exact} ms");
+        // The promise: within 1 % of the exact quantile (the sketch's own bound is 0.75 %).
+        ensure!(((shown - exact) / exact).abs() <= 0.01, "{region}: p95 {shown} ms, exact {exact} ms");
     }
 
     for mut prober in probers {
