@@ -55,6 +55,9 @@ pub struct UpArgs {
     /// Alert rules (YAML); default: the shipped config/rules.yaml, built in. Reloaded on change.
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Routing (an Alertmanager alertmanager.yml); default: the shipped config/alertmanager.yml.
+    #[arg(long)]
+    routes: Option<PathBuf>,
 }
 
 /// Scrape, pod and node sampling (the node's kubelet) against the simulator, every 5 s, and
@@ -157,8 +160,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Each region's probers run a check at their own phase of its interval (spread evenly).
     let spread = mixmon_aggregator::assignment::Assignments::default().with_regions(regions.clone());
     let catalogue = CatalogueHandle::with_assignments(catalogue, spread);
-    let alerting_config =
-        mixmon_aggregator::config::AlertingConfig { rules_file: args.rules.clone(), ..Default::default() };
+    let alerting_config = mixmon_aggregator::config::AlertingConfig {
+        rules_file: args.rules.clone(),
+        routes_file: args.routes.clone(),
+        ..Default::default()
+    };
     let alerting =
         mixmon_aggregator::alerting::start(&alerting_config, store.clone(), catalogue.clone(), stop_rx.clone())?;
     let rule_count = alerting.rules.borrow().rules.rules.len();

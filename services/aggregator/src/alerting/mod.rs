@@ -32,7 +32,7 @@ use crate::server::CatalogueHandle;
 /// What a service starts to evaluate alerts: the evaluator and, with a rules file, its watcher.
 pub struct Alerting {
     pub rules: watch::Receiver<Arc<evaluator::AlertingRules>>,
-    /// Rules-file changes refused since start.
+    /// Rules- and routing-file changes refused since start.
     pub refused: Arc<AtomicU64>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -46,6 +46,7 @@ pub fn start(
     stop: watch::Receiver<bool>,
 ) -> Result<Alerting, mixmon_rules::RulesError> {
     let loaded = config.rules_file.as_ref().and_then(|path| std::fs::read(path).ok());
+    let routes_loaded = config.routes_file.as_ref().and_then(|path| std::fs::read(path).ok());
     let mut rules = rules_file::load(config.rules_file.as_deref())?;
     let routing = match &config.routes_file {
         Some(path) => mixmon_rules::routes::load(path)?,
@@ -58,10 +59,15 @@ pub fn start(
         "alert rules loaded"
     );
     let (tx, rx) = watch::channel(Arc::new(rules));
+    let tx = Arc::new(tx);
     let refused = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     if let Some(path) = &config.rules_file {
-        tasks.push(tokio::spawn(rules_file::watch(path.clone(), loaded, tx, refused.clone(), stop.clone())));
+        tasks.push(tokio::spawn(rules_file::watch(path.clone(), loaded, tx.clone(), refused.clone(), stop.clone())));
+    }
+    if let Some(path) = &config.routes_file {
+        let watcher = rules_file::watch_routes(path.clone(), routes_loaded, tx.clone(), refused.clone(), stop.clone());
+        tasks.push(tokio::spawn(watcher));
     }
     let settings = evaluator::EvaluatorSettings {
         lease_ttl: Duration::from_millis(config.lease_ttl_ms),
