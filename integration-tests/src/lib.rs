@@ -76,6 +76,18 @@ pub fn start(binary: &str, args: &[String]) -> anyhow::Result<ChildProcess> {
     Ok(ChildProcess::spawn(&binary_path(binary)?, args, &[("RUST_LOG", "info")])?)
 }
 
+/// How long a binary that is expected to exit (a refused config, `mixmon validate`) may take.
+pub const EXIT_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Runs `binary` until it exits: its exit code and the tail of its log (never a panic).
+pub fn run_to_exit(binary: &str, args: &[String]) -> anyhow::Result<(i32, String)> {
+    let mut process = start(binary, args)?;
+    let status = process.wait_exit(EXIT_DEADLINE)?;
+    let log = process.log_tail(50);
+    anyhow::ensure!(!log.contains("panicked"), "{binary} panicked:\n{log}");
+    Ok((status.code().unwrap_or(-1), log))
+}
+
 /// One line of a prober's ground-truth log.
 #[derive(Debug, Clone)]
 pub struct Truth {

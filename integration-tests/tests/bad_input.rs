@@ -2,28 +2,16 @@
 //! down: malformed config files, an unreachable Redis at start, garbage HTTP requests to the
 //! query API, garbage on the gRPC control plane.
 
-use std::time::Duration;
-
 use anyhow::{ensure, Context};
-use mixmon_integration_tests::{start, start_with_ready_file, write};
+use mixmon_integration_tests::{run_to_exit, start_with_ready_file, write};
 use mixmon_proto::pb;
 use mixmon_testkit::http;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-const EXIT_DEADLINE: Duration = Duration::from_secs(20);
-
 /// A port nothing listens on (bound, then released).
 fn dead_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn run_to_exit(binary: &str, args: &[String]) -> anyhow::Result<(i32, String)> {
-    let mut process = start(binary, args)?;
-    let status = process.wait_exit(EXIT_DEADLINE)?;
-    let log = process.log_tail(50);
-    ensure!(!log.contains("panicked"), "{binary} panicked:\n{log}");
-    Ok((status.code().unwrap_or(-1), log))
 }
 
 #[test]

@@ -3,18 +3,9 @@
 //! every one pointed at, by `mixmon validate --routes` and by the aggregator at start.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{bail, ensure};
-use mixmon_integration_tests::{start, write};
-
-fn run_to_exit(binary: &str, args: &[String]) -> anyhow::Result<(i32, String)> {
-    let mut process = start(binary, args)?;
-    let status = process.wait_exit(Duration::from_secs(20))?;
-    let log = process.log_tail(50);
-    ensure!(!log.contains("panicked"), "{binary} panicked:\n{log}");
-    Ok((status.code().unwrap_or(-1), log))
-}
+use mixmon_integration_tests::{run_to_exit, write};
 
 #[test]
 fn amtool_and_mixmon_accept_the_shipped_routing_file() -> anyhow::Result<()> {

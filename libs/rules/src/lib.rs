@@ -101,17 +101,8 @@ pub(crate) fn finish<T>(source: &str, mut problems: Vec<Problem>, value: T) -> R
 
 /// Reads and validates a rules file.
 pub fn load(path: &std::path::Path) -> Result<RuleSet, RulesError> {
-    let source = path.display().to_string();
-    let fail = |message: String| RulesError {
-        source: source.clone(),
-        problems: vec![Problem { line: 0, column: 0, message }],
-    };
-    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    if meta.len() > MAX_FILE_BYTES as u64 {
-        return Err(fail(format!("is {} bytes; a rules file may have at most {MAX_FILE_BYTES}", meta.len())));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    parse(&source, &text)
+    let text = read_bounded(path)?;
+    parse(&path.display().to_string(), &text)
 }
 
 /// Validates the text of a rules file; `source` names it in messages.
@@ -164,16 +155,21 @@ impl Parser {
         s
     }
 
-    fn file(&mut self, text: &str) -> RuleSet {
+    /// The YAML document, duplicate keys refused; `None` (with the problem) when it is not YAML.
+    pub(crate) fn yaml(&mut self, text: &str) -> Option<Node> {
         let options = LoaderOptions::default().error_on_duplicate_keys(true);
-        let root = match marked_yaml::parse_yaml_with_options(0, text, options) {
-            Ok(root) => root,
+        match marked_yaml::parse_yaml_with_options(0, text, options) {
+            Ok(root) => Some(root),
             Err(err) => {
                 let (marker, message) = load_error(&err);
                 self.problems.push(Problem { line: marker.line(), column: marker.column(), message });
-                return RuleSet::default();
+                None
             }
-        };
+        }
+    }
+
+    fn file(&mut self, text: &str) -> RuleSet {
+        let Some(root) = self.yaml(text) else { return RuleSet::default() };
         let Some(root) = self.mapping(&root, "the rules file") else { return RuleSet::default() };
         self.keys(root, "the rules file", &["groups", "maintenance"]);
         let mut set = RuleSet::default();
@@ -660,7 +656,7 @@ impl Parser {
     }
 }
 
-pub(crate) fn load_error(err: &marked_yaml::LoadError) -> (Marker, String) {
+fn load_error(err: &marked_yaml::LoadError) -> (Marker, String) {
     use marked_yaml::LoadError as E;
     match err {
         E::TopLevelMustBeMapping(m) => (*m, "the rules file must be a mapping with `groups:`".into()),

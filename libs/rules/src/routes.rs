@@ -11,14 +11,14 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
-use marked_yaml::{LoaderOptions, Node};
+use marked_yaml::Node;
 use mixmon_config::Secret;
 use mixmon_model::alert::route::Span;
 use mixmon_model::alert::{
     is_valid_label_name, parse_duration, GroupBy, InhibitRule, MatchOp, Matcher, Route, TimeInterval, TimeSpec,
 };
 
-use crate::{finish, load_error, read_bounded, Parser, Problem, RulesError};
+use crate::{finish, read_bounded, Parser, RulesError};
 
 /// Alertmanager's defaults for the root route.
 const DEFAULT_GROUP_WAIT_MS: u64 = 30_000;
@@ -165,15 +165,7 @@ struct Inherited {
 
 impl Parser {
     fn routing_file(&mut self, text: &str) -> Option<Routing> {
-        let options = LoaderOptions::default().error_on_duplicate_keys(true);
-        let root = match marked_yaml::parse_yaml_with_options(0, text, options) {
-            Ok(root) => root,
-            Err(err) => {
-                let (marker, message) = load_error(&err);
-                self.problems.push(Problem { line: marker.line(), column: marker.column(), message });
-                return None;
-            }
-        };
+        let root = self.yaml(text)?;
         let root = self.mapping(&root, "the routing file")?;
         self.keys(
             root,
