@@ -48,11 +48,24 @@ pub use status::{mixer_snapshot, status_snapshot, EndpointStatus, MixerStatus};
 /// Largest request body accepted; Grafana's requests are a few kilobytes.
 pub const BODY_LIMIT_BYTES: usize = 1 << 20;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct QueryOptions {
     /// When set, every route but `GET /` and `GET /healthz` needs `Authorization: Bearer`.
     pub auth_token: Option<Secret>,
     pub health: HealthThresholds,
+    /// Most datapoints one `/query` may answer (series x points, tables counting one per row),
+    /// checked before any data is read.
+    pub max_datapoints: usize,
+}
+
+/// Far above a real dashboard panel (50 series x 1 700 points is 85 000), far below what
+/// takes the service's memory (a 500 000-point answer is about 15 MB of JSON).
+pub const DEFAULT_MAX_DATAPOINTS: usize = 500_000;
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        QueryOptions { auth_token: None, health: HealthThresholds::default(), max_datapoints: DEFAULT_MAX_DATAPOINTS }
+    }
 }
 
 #[derive(Clone)]

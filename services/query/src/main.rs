@@ -40,6 +40,27 @@ struct QueryConfig {
     store: StoreConfig,
     #[serde(default)]
     auth: AuthConfig,
+    #[serde(default)]
+    limits: LimitsConfig,
+}
+
+/// `[limits]`: what one request may cost.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsConfig {
+    /// Most datapoints one `/query` answers (series x points), refused before any read.
+    #[serde(default = "default_max_datapoints")]
+    max_datapoints: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { max_datapoints: default_max_datapoints() }
+    }
+}
+
+fn default_max_datapoints() -> usize {
+    mixmon_query::DEFAULT_MAX_DATAPOINTS
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,7 +104,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         write_ready_file(path, addr).with_context(|| format!("cannot write ready file {}", path.display()))?;
     }
     tracing::info!(%addr, auth = token.is_some(), "query API listening");
-    let router = app(store, QueryOptions { auth_token: token, health: HealthThresholds::default() });
+    if config.limits.max_datapoints == 0 {
+        anyhow::bail!("limits.max_datapoints must be above 0");
+    }
+    let options = QueryOptions {
+        auth_token: token,
+        health: HealthThresholds::default(),
+        max_datapoints: config.limits.max_datapoints,
+    };
+    let router = app(store, options);
     serve(listener, router, shutdown_signal()).await.context("server failed")?;
     tracing::info!("query API stopped");
     Ok(())

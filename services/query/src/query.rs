@@ -28,7 +28,7 @@ pub(crate) async fn handler(
     let now = chrono::Utc::now().timestamp_millis();
     let annotations = take_annotation_targets(&mut body)?;
     let request = parse_query(&body, now)?;
-    let mut out = run(state.store.as_ref(), &request, &state.points).await?;
+    let mut out = run(state.store.as_ref(), &request, &state.points, state.options.max_datapoints).await?;
     if !annotations.is_empty() {
         let (from, to) = crate::timeline::parse_range(&body, now)?;
         for (ref_id, matchers) in &annotations {
@@ -74,6 +74,7 @@ pub(crate) async fn run(
     store: &dyn mixmon_store::Store,
     request: &QueryRequest,
     cache: &PointCache,
+    max_datapoints: usize,
 ) -> Result<Vec<Value>, QueryError> {
     if request.targets.is_empty() {
         return Ok(Vec::new());
@@ -107,6 +108,7 @@ pub(crate) async fn run(
         }
         selected.push(groups);
     }
+    check_budget(request, &selected, &subjects, max_datapoints)?;
     let series = load_groups(store, &members, &request.timeline, needs, cache).await?;
     let loaded: HashMap<(String, String), &GroupSeries> =
         unique.into_iter().filter_map(|(id, i)| series.get(i).map(|s| (id, s))).collect();
@@ -146,6 +148,43 @@ pub(crate) async fn run(
         }
     }
     Ok(out)
+}
+
+/// Refuses, before reading anything, a query that would answer more than `cap` datapoints:
+/// per target, its probe metrics times its series, and its figure metrics times the subjects
+/// of their kind (an upper bound), each times the points (a table row counts one).
+fn check_budget(
+    request: &QueryRequest,
+    selected: &[Vec<crate::selection::SeriesGroup>],
+    subjects: &[mixmon_model::Subject],
+    cap: usize,
+) -> Result<(), QueryError> {
+    let points = request.timeline.points.max(1);
+    let mut series = 0usize;
+    let mut datapoints = 0usize;
+    for (target, groups) in request.targets.iter().zip(selected) {
+        let per_series = if target.table { 1 } else { points };
+        let probe_metrics = target.metrics.iter().filter(|m| m.figure().is_none()).count();
+        let figure_series: usize = target
+            .metrics
+            .iter()
+            .filter_map(|m| m.figure())
+            .map(|f| subjects.iter().filter(|s| s.kind == f.kind()).count().max(1))
+            .sum();
+        let target_series = probe_metrics.saturating_mul(groups.len()).saturating_add(figure_series);
+        series = series.saturating_add(target_series);
+        datapoints = datapoints.saturating_add(target_series.saturating_mul(per_series));
+    }
+    if datapoints > cap {
+        return Err(QueryError::bad_request(
+            "too_many_datapoints",
+            format!(
+                "this query would answer {datapoints} datapoints ({series} series of up to {points} points); at most {cap} \
+                 are answered: ask for fewer metrics, endpoints or regions, or fewer points (maxDataPoints)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn insert_ref_id(element: &mut Map<String, Value>, target: &Target) {

@@ -8,7 +8,8 @@ use crate::body::kind;
 use crate::error::{clip, QueryError};
 
 pub const MS_PER_MINUTE: i64 = 60_000;
-/// Longest range one query may cover; rollups are kept 15 days, so this is generous.
+/// Longest range one query covers: a longer one (Grafana's "Last 90 days") is answered for
+/// its last 31 days, which hold everything kept (rollups are kept 15 days).
 pub const MAX_RANGE_MS: i64 = 31 * 24 * 3_600_000;
 pub const DEFAULT_RANGE_MS: i64 = 3_600_000;
 pub const DEFAULT_MAX_POINTS: u64 = 1_000;
@@ -33,10 +34,10 @@ impl Timeline {
         if from_ms >= to_ms {
             return Err(QueryError::bad_request("invalid_range", "range.from must be before range.to"));
         }
+        // A cap bounds work, not intent: the points of a longer range beyond what is kept
+        // would all be empty, so the range is clamped, not refused.
+        let from_ms = from_ms.max(to_ms - MAX_RANGE_MS);
         let span = to_ms - from_ms;
-        if span > MAX_RANGE_MS {
-            return Err(QueryError::bad_request("invalid_range", "the time range is longer than 31 days"));
-        }
         let max_points = max_points.clamp(1, MAX_POINTS_CAP) as i64;
         let by_interval = interval_ms.filter(|ms| *ms > 0).map_or(0, |ms| ceil_to_minute(ms.min(MAX_RANGE_MS)));
         let by_points = ceil_to_minute((span + max_points - 1) / max_points);
@@ -195,7 +196,9 @@ mod tests {
     fn bad_ranges_are_refused() {
         assert!(Timeline::new(T0, T0, None, 10).is_err());
         assert!(Timeline::new(T0 + 1, T0, None, 10).is_err());
-        assert!(Timeline::new(T0, T0 + MAX_RANGE_MS + 1, None, 10).is_err());
+        let ninety_days = Timeline::new(T0, T0 + 90 * 24 * 3_600_000, None, 1_000).unwrap();
+        assert_eq!(ninety_days.to_ms - ninety_days.from_ms, MAX_RANGE_MS, "clamped to its last 31 days");
+        assert!(ninety_days.points <= 1_000);
         assert!(Timeline::new(T0, T0 + MAX_RANGE_MS, Some(i64::MAX), 10).is_ok());
     }
 }
