@@ -11,7 +11,7 @@
 //! paused old leader cannot write after a new one took over.
 
 use async_trait::async_trait;
-use mixmon_model::alert::{AlertInstance, AlertTransition, Counts, Fingerprint, LatestObservation, Silence};
+use mixmon_model::alert::{AlertInstance, AlertTransition, Fingerprint, LatestObservation, Silence};
 use mixmon_model::CheckId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -20,9 +20,6 @@ use crate::StoreError;
 
 /// Alert history (the transitions stream) is kept 30 days.
 pub const HISTORY_RETENTION_MS: i64 = 30 * 24 * 3_600_000;
-/// Per-day SLO counts are kept a little longer than the longest SLO period (30 days).
-pub const DAY_COUNTS_RETENTION_DAYS: i64 = 35;
-
 /// A prober as last seen by any aggregator replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProberSeen {
@@ -133,22 +130,6 @@ pub trait AlertStore: Send + Sync + 'static {
 
     /// Transitions decided in `[from_ms, to_ms)`, newest first, at most `limit`.
     async fn read_history(&self, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<AlertTransition>, StoreError> {
-        Err(no_alerts())
-    }
-
-    /// Keeps a finished day's good/total counts of an endpoint (idempotent: the same day
-    /// written twice holds the last value), for SLO periods longer than rollup retention.
-    async fn write_day_counts(&self, check: &CheckId, day: i64, counts: Counts) -> Result<(), StoreError> {
-        Err(no_alerts())
-    }
-
-    /// For each check, the kept day counts for days in `from_day..to_day`, ascending.
-    async fn read_day_counts(
-        &self,
-        checks: &[CheckId],
-        from_day: i64,
-        to_day: i64,
-    ) -> Result<Vec<Vec<(i64, Counts)>>, StoreError> {
         Err(no_alerts())
     }
 

@@ -6,14 +6,11 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use mixmon_model::alert::silence::{MAX_SILENCES, SILENCE_RETENTION_MS};
-use mixmon_model::alert::{AlertInstance, AlertTransition, Counts, Fingerprint, LatestObservation, Silence};
+use mixmon_model::alert::{AlertInstance, AlertTransition, Fingerprint, LatestObservation, Silence};
 use mixmon_model::CheckId;
 use tokio::sync::broadcast;
 
-use crate::alerts::{
-    AlertStore, CommitOutcome, Lease, ProbeRequest, ProberSeen, StreamEntry, DAY_COUNTS_RETENTION_DAYS,
-    HISTORY_RETENTION_MS,
-};
+use crate::alerts::{AlertStore, CommitOutcome, Lease, ProbeRequest, ProberSeen, StreamEntry, HISTORY_RETENTION_MS};
 use crate::{MemoryStore, StoreError};
 
 /// Probe requests a subscriber may fall behind by before it loses the oldest.
@@ -34,7 +31,6 @@ struct Tables {
     alerts: BTreeMap<Fingerprint, AlertInstance>,
     /// (stream position, transition); positions are `<ms>-<seq>` as Redis stream ids.
     stream: Vec<((i64, u64), AlertTransition)>,
-    days: HashMap<CheckId, BTreeMap<i64, Counts>>,
     silences: BTreeMap<String, Silence>,
 }
 
@@ -194,34 +190,6 @@ impl AlertStore for MemoryStore {
             .filter(|(_, t)| (from_ms..to_ms).contains(&t.at_ms))
             .take(limit)
             .map(|(_, t)| t.clone())
-            .collect())
-    }
-
-    async fn write_day_counts(&self, check: &CheckId, day: i64, counts: Counts) -> Result<(), StoreError> {
-        let mut tables = self.alert_tables().lock();
-        let days = tables.days.entry(check.clone()).or_default();
-        days.insert(day, counts);
-        let oldest = day - DAY_COUNTS_RETENTION_DAYS;
-        days.retain(|d, _| *d > oldest);
-        Ok(())
-    }
-
-    async fn read_day_counts(
-        &self,
-        checks: &[CheckId],
-        from_day: i64,
-        to_day: i64,
-    ) -> Result<Vec<Vec<(i64, Counts)>>, StoreError> {
-        let tables = self.alert_tables().lock();
-        Ok(checks
-            .iter()
-            .map(|check| {
-                tables
-                    .days
-                    .get(check)
-                    .map(|days| days.range(from_day..to_day.max(from_day)).map(|(d, c)| (*d, *c)).collect())
-                    .unwrap_or_default()
-            })
             .collect())
     }
 

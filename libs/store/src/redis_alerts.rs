@@ -6,15 +6,11 @@
 
 use async_trait::async_trait;
 use mixmon_model::alert::silence::{MAX_SILENCES, SILENCE_RETENTION_MS};
-use mixmon_model::alert::{AlertInstance, AlertTransition, Counts, Fingerprint, LatestObservation, Silence};
+use mixmon_model::alert::{AlertInstance, AlertTransition, Fingerprint, LatestObservation, Silence};
 use mixmon_model::CheckId;
-use redis::AsyncCommands;
 use tokio::sync::broadcast;
 
-use crate::alerts::{
-    AlertStore, CommitOutcome, Lease, ProbeRequest, ProberSeen, StreamEntry, DAY_COUNTS_RETENTION_DAYS,
-    HISTORY_RETENTION_MS,
-};
+use crate::alerts::{AlertStore, CommitOutcome, Lease, ProbeRequest, ProberSeen, StreamEntry, HISTORY_RETENTION_MS};
 use crate::{RedisStore, StoreError};
 
 const LEASE: &str = "mixmon:v1:alerts:{alerts}:lease";
@@ -40,10 +36,6 @@ const HISTORY_PAGE: usize = 1_000;
 
 fn latest_key(check: &CheckId) -> String {
     format!("mixmon:v1:alerts:latest:{{{check}}}")
-}
-
-fn days_key(check: &CheckId) -> String {
-    format!("mixmon:v1:alerts:days:{{{check}}}")
 }
 
 /// Keeps the newer observation of a prober (by `started_ms`).
@@ -146,6 +138,21 @@ fn decode<T: serde::de::DeserializeOwned>(key: &str, text: &[u8]) -> Result<T, S
     serde_json::from_slice(text).map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })
 }
 
+/// Every readable value of a hash; one that is not (written by hand, or by a future version)
+/// is skipped with a warning, so one bad entry cannot stop alerting for everything else.
+fn decode_all<T: serde::de::DeserializeOwned>(key: &str, values: &[Vec<u8>]) -> Vec<T> {
+    values
+        .iter()
+        .filter_map(|v| match decode(key, v) {
+            Ok(value) => Some(value),
+            Err(err) => {
+                tracing::warn!(%key, error = %err, "skipping an unreadable alerting entry");
+                None
+            }
+        })
+        .collect()
+}
+
 fn valid_position(text: &str) -> bool {
     text.split_once('-').is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok())
 }
@@ -153,13 +160,19 @@ fn valid_position(text: &str) -> bool {
 type StreamReply = Vec<(String, Vec<(String, Vec<u8>)>)>;
 
 fn stream_entries(reply: StreamReply) -> Result<Vec<StreamEntry>, StoreError> {
-    reply
+    Ok(reply
         .into_iter()
-        .map(|(id, fields)| {
+        .filter_map(|(id, fields)| {
             let body = fields.into_iter().find(|(name, _)| name == "t").map(|(_, v)| v).unwrap_or_default();
-            Ok(StreamEntry { id, transition: decode(TRANSITIONS, &body)? })
+            match decode(TRANSITIONS, &body) {
+                Ok(transition) => Some(StreamEntry { id, transition }),
+                Err(err) => {
+                    tracing::warn!(%id, error = %err, "skipping an unreadable alert transition");
+                    None
+                }
+            }
         })
-        .collect()
+        .collect())
 }
 
 impl RedisStore {
@@ -217,11 +230,7 @@ impl AlertStore for RedisStore {
                     .map_err(|e| self.map_error("read latest observations", None, &e))
             })
             .await?;
-        checks
-            .iter()
-            .zip(replies)
-            .map(|(check, values)| values.iter().map(|v| decode(&latest_key(check), v)).collect())
-            .collect()
+        checks.iter().zip(replies).map(|(check, values)| Ok(decode_all(&latest_key(check), &values))).collect()
     }
 
     async fn write_latest(&self, updates: &[(CheckId, LatestObservation)]) -> Result<(), StoreError> {
@@ -248,7 +257,7 @@ impl AlertStore for RedisStore {
 
     async fn read_probers(&self) -> Result<Vec<ProberSeen>, StoreError> {
         let values: Vec<Vec<u8>> = self.run("read probers", PROBERS, redis::cmd("HVALS").arg(PROBERS).clone()).await?;
-        let mut probers: Vec<ProberSeen> = values.iter().map(|v| decode(PROBERS, v)).collect::<Result<_, _>>()?;
+        let mut probers: Vec<ProberSeen> = decode_all(PROBERS, &values);
         probers.sort_by(|a, b| a.prober.cmp(&b.prober));
         Ok(probers)
     }
@@ -274,7 +283,7 @@ impl AlertStore for RedisStore {
     async fn load_alerts(&self) -> Result<Vec<AlertInstance>, StoreError> {
         let values: Vec<Vec<u8>> =
             self.run("load alerts", INSTANCES, redis::cmd("HVALS").arg(INSTANCES).clone()).await?;
-        let mut alerts: Vec<AlertInstance> = values.iter().map(|v| decode(INSTANCES, v)).collect::<Result<_, _>>()?;
+        let mut alerts: Vec<AlertInstance> = decode_all(INSTANCES, &values);
         alerts.sort_by_key(AlertInstance::fingerprint);
         Ok(alerts)
     }
@@ -357,54 +366,6 @@ impl AlertStore for RedisStore {
         Ok(out)
     }
 
-    async fn write_day_counts(&self, check: &CheckId, day: i64, counts: Counts) -> Result<(), StoreError> {
-        let key = days_key(check);
-        let mut pipe = redis::pipe();
-        pipe.hset(&key, day, format!("{} {}", counts.total, counts.good)).ignore();
-        // Days past retention go as the window moves.
-        let oldest: Vec<i64> = (day - DAY_COUNTS_RETENTION_DAYS - 30..=day - DAY_COUNTS_RETENTION_DAYS).collect();
-        pipe.hdel(&key, oldest).ignore();
-        let mut connection = self.connection.clone();
-        self.bounded("write day counts", async {
-            pipe.query_async::<()>(&mut connection)
-                .await
-                .map_err(|e| self.map_error("write day counts", Some(&key), &e))
-        })
-        .await
-    }
-
-    async fn read_day_counts(
-        &self,
-        checks: &[CheckId],
-        from_day: i64,
-        to_day: i64,
-    ) -> Result<Vec<Vec<(i64, Counts)>>, StoreError> {
-        let mut out = Vec::with_capacity(checks.len());
-        for check in checks {
-            let key = days_key(check);
-            let mut connection = self.connection.clone();
-            let all: Vec<(i64, String)> = self
-                .bounded("read day counts", async {
-                    connection.hgetall(&key).await.map_err(|e| self.map_error("read day counts", Some(&key), &e))
-                })
-                .await?;
-            let mut days: Vec<(i64, Counts)> = all
-                .into_iter()
-                .filter(|(day, _)| (from_day..to_day).contains(day))
-                .map(|(day, text)| {
-                    let mut parts = text.split(' ').map(str::parse::<u64>);
-                    match (parts.next(), parts.next()) {
-                        (Some(Ok(total)), Some(Ok(good))) => Ok((day, Counts { total, good })),
-                        _ => Err(StoreError::Corrupt { key: key.clone(), reason: format!("day {day}: {text:?}") }),
-                    }
-                })
-                .collect::<Result<_, _>>()?;
-            days.sort_by_key(|(d, _)| *d);
-            out.push(days);
-        }
-        Ok(out)
-    }
-
     async fn publish_probe_request(&self, request: &ProbeRequest) -> Result<(), StoreError> {
         let _: i64 = self
             .run(
@@ -433,7 +394,7 @@ impl AlertStore for RedisStore {
     async fn read_silences(&self, now_ms: i64) -> Result<Vec<Silence>, StoreError> {
         let values: Vec<Vec<u8>> =
             self.run("read silences", SILENCES, redis::cmd("HVALS").arg(SILENCES).clone()).await?;
-        let mut silences: Vec<Silence> = values.iter().map(|v| decode(SILENCES, v)).collect::<Result<_, _>>()?;
+        let mut silences: Vec<Silence> = decode_all(SILENCES, &values);
         let horizon = now_ms - SILENCE_RETENTION_MS;
         let old: Vec<String> = silences.iter().filter(|s| s.ends_at_ms < horizon).map(|s| s.id.clone()).collect();
         if !old.is_empty() {

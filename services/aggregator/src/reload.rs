@@ -67,17 +67,17 @@ fn fingerprint(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Watches `path` until `stop` turns true, publishing each valid new catalogue to `handle`
-/// and counting each refused change in `refused`.
-pub async fn watch_file(
-    path: PathBuf,
-    handle: CatalogueHandle,
-    refused: Arc<AtomicU64>,
+/// Polls `path` every [`POLL_INTERVAL`] until `stop` turns true and calls `changed` each time
+/// its content differs from the last seen. `loaded` is the content in force at start, when
+/// known; without it the first poll counts as a change, so an edit made while the service
+/// started is not missed. A file briefly absent (mid-swap) is tried again at the next tick.
+pub(crate) async fn follow(
+    path: &Path,
+    loaded: Option<&[u8]>,
     mut stop: watch::Receiver<bool>,
+    mut changed: impl FnMut(&Path),
 ) {
-    // Nothing seen yet: the first poll loads the file and publishes only if it differs from
-    // what is in force, so an edit made while the aggregator started is not missed.
-    let mut last = None;
+    let mut last = loaded.map(fingerprint);
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -85,41 +85,43 @@ pub async fn watch_file(
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let bytes = match tokio::fs::read(&path).await {
-            Ok(bytes) => bytes,
-            // Mid-swap or briefly absent: try again next tick; the catalogue stays.
-            Err(_) => continue,
-        };
+        let Ok(bytes) = tokio::fs::read(path).await else { continue };
         let seen = Some(fingerprint(&bytes));
-        if seen == last {
-            continue;
-        }
-        last = seen;
-        match load(&path) {
-            Ok((_, catalogue, assignments)) => {
-                let previous = handle.published();
-                if previous.catalogue.version == catalogue.version && previous.assignments == assignments {
-                    continue;
-                }
-                tracing::info!(
-                    file = %path.display(),
-                    version = catalogue.version,
-                    previous = previous.catalogue.version,
-                    checks = catalogue.checks.len(),
-                    "check catalogue reloaded"
-                );
-                handle.publish(catalogue, assignments);
-            }
-            Err(err) => {
-                refused.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    file = %path.display(),
-                    version_in_force = handle.current().version,
-                    "refusing the changed configuration; the previous catalogue stays in force: {err}"
-                );
-            }
+        if seen != last {
+            last = seen;
+            changed(path);
         }
     }
+}
+
+/// Watches `path` until `stop` turns true, publishing each valid new catalogue to `handle`
+/// and counting each refused change in `refused`.
+pub async fn watch_file(path: PathBuf, handle: CatalogueHandle, refused: Arc<AtomicU64>, stop: watch::Receiver<bool>) {
+    follow(&path, None, stop, |path| match load(path) {
+        Ok((_, catalogue, assignments)) => {
+            let previous = handle.published();
+            if previous.catalogue.version == catalogue.version && previous.assignments == assignments {
+                return;
+            }
+            tracing::info!(
+                file = %path.display(),
+                version = catalogue.version,
+                previous = previous.catalogue.version,
+                checks = catalogue.checks.len(),
+                "check catalogue reloaded"
+            );
+            handle.publish(catalogue, assignments);
+        }
+        Err(err) => {
+            refused.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                file = %path.display(),
+                version_in_force = handle.current().version,
+                "refusing the changed configuration; the previous catalogue stays in force: {err}"
+            );
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use mixmon_rules::RulesError;
 use tokio::sync::watch;
 
 use super::evaluator::AlertingRules;
-use crate::reload::POLL_INTERVAL;
 
 /// The rules of `path`, or the shipped ones without a path.
 pub fn load(path: Option<&Path>) -> Result<AlertingRules, RulesError> {
@@ -63,37 +62,24 @@ pub async fn watch_routes(
     .await
 }
 
-/// Polls `path`; on each change calls `apply`, which validates the whole file and publishes
-/// it, or refuses it (then what is in force stays).
+/// Follows `path` (as the catalogue is followed); on each change `apply` validates the whole
+/// file and publishes it, or refuses it, and then what is in force stays.
 async fn follow(
     path: PathBuf,
     loaded: Option<Vec<u8>>,
     what: &'static str,
     refused: Arc<AtomicU64>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     mut apply: impl FnMut(&Path) -> Result<String, RulesError>,
 ) {
-    let mut last = loaded;
-    let mut tick = tokio::time::interval(POLL_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
+    crate::reload::follow(&path, loaded.as_deref(), stop, |path| match apply(path) {
+        Ok(summary) => tracing::info!(file = %path.display(), %summary, "{what} file reloaded"),
+        Err(err) => {
+            refused.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(file = %path.display(), "refusing the changed {what} file; what was in force stays: {err}");
         }
-        let Ok(bytes) = tokio::fs::read(&path).await else { continue };
-        if last.as_ref() == Some(&bytes) {
-            continue;
-        }
-        last = Some(bytes);
-        match apply(&path) {
-            Ok(summary) => tracing::info!(file = %path.display(), %summary, "{what} file reloaded"),
-            Err(err) => {
-                refused.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(file = %path.display(), "refusing the changed {what} file; what was in force stays: {err}");
-            }
-        }
-    }
+    })
+    .await
 }
 
 #[cfg(test)]
