@@ -15,12 +15,22 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 
 if ! command -v amtool >/dev/null 2>&1; then
-    echo "== installing prometheus-alertmanager (amtool reads mixmon's Alertmanager API in a test)"
+    echo "== installing prometheus-alertmanager (amtool reads mixmon's Alertmanager API; mixmon forwards to a real Alertmanager)"
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
 fi
+if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+    echo "== installing aiosmtpd (the notification test's real SMTP server, with STARTTLS and AUTH)"
+    python3 -m pip install --quiet aiosmtpd 2>/dev/null \
+        || python3 -m pip install --quiet --user aiosmtpd 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages aiosmtpd
+fi
+command -v openssl >/dev/null 2>&1 || {
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends openssl >/dev/null
+}
 # The alerting test must not skip its amtool check where this script installed amtool.
 export REQUIRE_AMTOOL=1
 

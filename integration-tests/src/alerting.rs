@@ -140,10 +140,28 @@ pub struct Fleet {
     pub query_url: String,
 }
 
+/// What a fleet runs with besides its defaults.
+#[derive(Debug, Clone, Default)]
+pub struct FleetOptions {
+    /// The rules file's text (`None`: the shipped rules, built in).
+    pub rules: Option<String>,
+    /// The routing file's text (`None`: the shipped routing, built in).
+    pub routes: Option<String>,
+    /// How many aggregator replicas share the Redis (the probers know them all); at least one.
+    pub aggregators: usize,
+    /// More `[alerting]` settings, as TOML lines (`alertmanagers = [...]`).
+    pub alerting: String,
+}
+
 impl Fleet {
     /// `rules`: the rules file's text (`None`: the shipped rules, built in); `aggregators`:
     /// how many replicas share the Redis (the probers know them all).
     pub async fn start(rules: Option<String>, aggregators: usize) -> anyhow::Result<Fleet> {
+        Fleet::start_with(FleetOptions { rules, aggregators, ..FleetOptions::default() }).await
+    }
+
+    pub async fn start_with(options: FleetOptions) -> anyhow::Result<Fleet> {
+        let FleetOptions { rules, routes, aggregators, alerting: extra } = options;
         let dir = tempfile::tempdir()?;
         let path = |name: &str| dir.path().join(name).display().to_string();
         let redis = RedisServer::start()?;
@@ -165,12 +183,13 @@ impl Fleet {
         .await?;
         let admin = format!("http://{}", sim.address("admin")?);
         let endpoints = sim.ready["endpoints"].as_object().context("the simulator lists no endpoints")?.clone();
-        let alerting = match rules {
-            Some(text) => {
-                format!("[alerting]\nrules_file = \"{}\"\n", write(dir.path(), "rules.yaml", &text)?.display())
-            }
-            None => String::new(),
-        };
+        let mut alerting = format!("[alerting]\n{extra}\n");
+        if let Some(text) = rules {
+            alerting.push_str(&format!("rules_file = \"{}\"\n", write(dir.path(), "rules.yaml", &text)?.display()));
+        }
+        if let Some(text) = routes {
+            alerting.push_str(&format!("routes_file = \"{}\"\n", write(dir.path(), "routes.yaml", &text)?.display()));
+        }
         let mut config = format!(
             "listen = \"127.0.0.1:0\"\nregions = {regions:?}\n[store]\nkind = \"redis\"\nurl = \"{redis}\"\n\
              {alerting}[defaults]\ninterval_s = 5\ntimeout_ms = 1000\n",

@@ -5,6 +5,9 @@
 
 pub mod alerting;
 pub mod faults;
+pub mod notifications;
+pub mod receivers;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -4,133 +4,42 @@
 //! sends it). Pure functions of their input; sending, retries and the outbox come next
 //! (`shared/research/anchors-alerting.md` §4 has the documented shapes these follow).
 
+pub mod alertmanager;
+pub mod email;
+pub mod limit;
 pub mod pagerduty;
+pub mod retry;
 pub mod slack;
 pub mod webhook;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use mixmon_model::alert::{AlertState, AlertTransition, Fingerprint, LabelSet, ALERTNAME, SEVERITY};
+pub use mixmon_model::alert::{Notice, Notification};
 
-/// One alert as a notification shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notice {
-    pub labels: LabelSet,
-    pub annotations: BTreeMap<String, String>,
-    pub fingerprint: Fingerprint,
-    pub firing: bool,
-    /// When it started firing (its episode's identity, with the fingerprint).
-    pub starts_at_ms: i64,
-    /// When it resolved, for resolved ones.
-    pub ends_at_ms: Option<i64>,
-    pub value: Option<f64>,
-}
-
-impl Notice {
-    /// The notice of a transition to firing or to resolved; `None` for the others.
-    pub fn of(transition: &AlertTransition) -> Option<Notice> {
-        let firing = match transition.to {
-            AlertState::Firing => true,
-            AlertState::Resolved => false,
-            _ => return None,
-        };
-        Some(Notice {
-            labels: transition.labels.clone(),
-            annotations: transition.annotations.clone(),
-            fingerprint: transition.fingerprint,
-            firing,
-            starts_at_ms: transition.fired_at_ms.or(transition.active_at_ms).unwrap_or(transition.at_ms),
-            ends_at_ms: (!firing).then(|| transition.resolved_at_ms.unwrap_or(transition.at_ms)),
-            value: transition.value,
-        })
-    }
-
-    pub fn alertname(&self) -> &str {
-        self.labels.get(ALERTNAME)
-    }
-
-    pub fn severity(&self) -> &str {
-        self.labels.get(SEVERITY)
-    }
-
-    /// The labels that tell this alert apart from others of its rule, for titles.
-    pub fn instance_text(&self) -> String {
-        let mut parts: Vec<&str> = Vec::new();
-        for key in ["endpoint", "probe_region", "region", "node", "mount", "pod", "prober"] {
-            let value = self.labels.get(key);
-            // A regional endpoint is named after its region: say it once.
-            if !value.is_empty() && !parts.contains(&value) {
-                parts.push(value);
+/// Notifications to one receiver folded into one digest: every alert they name, once per
+/// episode, in the latest state they give it (a storm's fire and resolve of one alert reads as
+/// resolved). What a rate limit would otherwise hold back or drop.
+pub fn fold<'a>(notifications: impl IntoIterator<Item = &'a Notification>) -> Option<Notification> {
+    let mut notifications = notifications.into_iter().peekable();
+    let first = (*notifications.peek()?).clone();
+    let mut alerts: BTreeMap<(mixmon_model::alert::Fingerprint, i64), Notice> = BTreeMap::new();
+    let mut order = Vec::new();
+    for notification in notifications {
+        for alert in &notification.alerts {
+            let key = (alert.fingerprint, alert.starts_at_ms);
+            if alerts.insert(key, alert.clone()).is_none() {
+                order.push(key);
             }
         }
-        parts.join(" ")
     }
-}
-
-/// A notification to one receiver: the alerts of one group, as routing grouped them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notification {
-    pub receiver: String,
-    /// Alertmanager's group key (`{}/{route matchers}:{group labels}`).
-    pub group_key: String,
-    pub group_labels: LabelSet,
-    pub alerts: Vec<Notice>,
-    /// Where people open mixmon (the query service's status page, the alerts API).
-    pub external_url: String,
-    /// The Grafana dashboard linked from pages.
-    pub dashboard_url: Option<String>,
-}
-
-impl Notification {
-    pub fn firing(&self) -> impl Iterator<Item = &Notice> {
-        self.alerts.iter().filter(|a| a.firing)
-    }
-
-    pub fn resolved(&self) -> impl Iterator<Item = &Notice> {
-        self.alerts.iter().filter(|a| !a.firing)
-    }
-
-    /// `firing` while any alert of the group fires.
-    pub fn status(&self) -> &'static str {
-        if self.firing().next().is_some() {
-            "firing"
-        } else {
-            "resolved"
-        }
-    }
-
-    /// The labels every alert of the group shares.
-    pub fn common_labels(&self) -> LabelSet {
-        common(self.alerts.iter().map(|a| a.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
-            .into_iter()
-            .collect()
-    }
-
-    pub fn common_annotations(&self) -> BTreeMap<String, String> {
-        common(self.alerts.iter().map(|a| a.annotations.clone()))
-    }
-
-    /// Alertmanager's title: `[FIRING:2] ServiceDown (eu-west critical)`.
-    pub fn title(&self) -> String {
-        let firing = self.firing().count();
-        let head = if firing > 0 { format!("[FIRING:{firing}]") } else { "[RESOLVED]".to_string() };
-        let group: Vec<&str> = self.group_labels.iter().map(|(_, v)| v).filter(|v| !v.is_empty()).collect();
-        if group.is_empty() {
-            head
-        } else {
-            format!("{head} {}", group.join(" "))
-        }
-    }
-}
-
-fn common(maps: impl Iterator<Item = BTreeMap<String, String>>) -> BTreeMap<String, String> {
-    let mut maps = maps;
-    let Some(mut shared) = maps.next() else { return BTreeMap::new() };
-    for map in maps {
-        shared.retain(|k, v| map.get(k) == Some(v));
-    }
-    shared
+    let alerts = order.into_iter().filter_map(|k| alerts.remove(&k)).collect();
+    Some(Notification {
+        group_key: format!("{{}}/digest:{{receiver=\"{}\"}}", first.receiver),
+        group_labels: mixmon_model::alert::LabelSet::new(),
+        alerts,
+        ..first
+    })
 }
 
 pub fn rfc3339(ms: i64) -> String {
@@ -150,6 +59,7 @@ pub fn clip(text: &str, max: usize) -> String {
 #[cfg(test)]
 pub(crate) mod fixtures {
     use super::*;
+    use mixmon_model::alert::{LabelSet, ALERTNAME, SEVERITY};
 
     pub const T0: i64 = 1_780_000_000_000;
 
@@ -190,6 +100,18 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+    use mixmon_model::alert::{AlertState, AlertTransition};
+
+    #[test]
+    fn a_digest_names_every_alert_once_in_its_latest_state() {
+        let first = group(vec![notice("eu-west", true), notice("ap", true)]);
+        let second = group(vec![notice("eu-west", false), notice("edge", true)]);
+        let digest = fold([&first, &second]).unwrap();
+        let states: Vec<(&str, bool)> = digest.alerts.iter().map(|a| (a.labels.get("endpoint"), a.firing)).collect();
+        assert_eq!(states, [("eu-west", false), ("ap", true), ("edge", true)]);
+        assert_eq!(digest.title(), "[FIRING:2]");
+        assert!(fold(std::iter::empty()).is_none());
+    }
 
     #[test]
     fn titles_common_labels_and_status() {

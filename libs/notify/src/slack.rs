@@ -30,15 +30,18 @@ fn line(notice: &Notice) -> String {
 /// The fallback text: `[FIRING:1] ServiceDown eu-west (critical)`, and the first summary.
 pub fn text(notification: &Notification) -> String {
     let first = notification.alerts.first();
-    let instance = first.map(Notice::instance_text).unwrap_or_default();
+    let title = notification.title();
+    // Grouped by endpoint, the title names it already: say it once.
+    let instance = first.map(Notice::instance_text).filter(|i| !title.ends_with(i.as_str())).unwrap_or_default();
     let severity = first.map(Notice::severity).filter(|s| !s.is_empty()).map(|s| format!(" ({s})")).unwrap_or_default();
     let summary = first.and_then(|n| n.annotations.get("summary")).map(|s| format!(": {s}")).unwrap_or_default();
     let more = notification.alerts.len().saturating_sub(1);
     let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-    clip(&format!("{} {instance}{severity}{summary}{more}", notification.title()).replace("  ", " "), MAX_SECTION_CHARS)
+    clip(&format!("{title} {instance}{severity}{summary}{more}").replace("  ", " "), MAX_SECTION_CHARS)
 }
 
-pub fn payload(notification: &Notification) -> Value {
+/// The message; `folded` above one says it is a digest of that many notifications.
+pub fn payload(notification: &Notification, folded: u32) -> Value {
     let mut blocks = vec![json!({
         "type": "header",
         "text": { "type": "plain_text", "text": clip(&notification.title(), MAX_HEADER_CHARS) },
@@ -50,6 +53,11 @@ pub fn payload(notification: &Notification) -> Value {
     }));
     let hidden = notification.alerts.len().saturating_sub(MAX_LISTED);
     let mut context = Vec::new();
+    if folded > 1 {
+        let resolved = notification.resolved().count();
+        let firing = notification.alerts.len() - resolved;
+        context.push(format!("digest of {folded} notifications: {firing} firing, {resolved} resolved"));
+    }
     if hidden > 0 {
         context.push(format!("and {hidden} more"));
     }
@@ -72,7 +80,7 @@ mod tests {
 
     #[test]
     fn blocks_with_a_fallback_text_that_says_it_all() {
-        let body = payload(&group(vec![notice("eu-west", true)]));
+        let body = payload(&group(vec![notice("eu-west", true)]), 1);
         let expected = json!({
             "text": "[FIRING:1] ServiceDown eu-west (critical): eu-west is unreachable from 4 regions",
             "blocks": [
@@ -90,13 +98,14 @@ mod tests {
     #[test]
     fn a_storm_stays_within_slacks_limits() {
         let alerts: Vec<_> = (0..500).map(|i| notice(&format!("endpoint-{i}"), true)).collect();
-        let body = payload(&group(alerts));
+        let body = payload(&group(alerts), 40);
         let blocks = body["blocks"].as_array().unwrap();
         assert_eq!(blocks.len(), 3);
         assert!(blocks[1]["text"]["text"].as_str().unwrap().chars().count() <= MAX_SECTION_CHARS);
-        assert!(blocks[2]["elements"][0]["text"].as_str().unwrap().starts_with("and 490 more"));
+        let context = blocks[2]["elements"][0]["text"].as_str().unwrap();
+        assert!(context.starts_with("digest of 40 notifications: 500 firing, 0 resolved | and 490 more"), "{context}");
         assert!(body["text"].as_str().unwrap().ends_with("and 499 more"));
-        let resolved = payload(&group(vec![notice("edge", false)]));
+        let resolved = payload(&group(vec![notice("edge", false)]), 1);
         assert!(resolved["text"].as_str().unwrap().starts_with("[RESOLVED] ServiceDown edge"));
     }
 }

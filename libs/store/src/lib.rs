@@ -9,7 +9,9 @@ mod error;
 pub mod keys;
 mod memory;
 mod memory_alerts;
+pub mod outbox;
 mod redis_alerts;
+mod redis_outbox;
 mod redis_store;
 
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use mixmon_model::{Fields, Hour, Minute, ProberId, RawRecord, Rollup, RollupDelt
 pub use alerts::{AlertStore, CommitOutcome, Lease, ProbeRequest, ProberSeen, StreamEntry};
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use outbox::{Delivery, IntegrationStatus, OutboxStore};
 pub use redis_store::{
     redact_url, RedisStore, RedisStoreConfig, DEFAULT_READ_CACHE_HOURS, MAX_READ_KEYS, MAX_READ_MINUTES,
 };
@@ -60,9 +63,10 @@ pub enum ApplyOutcome {
     Duplicate,
 }
 
-/// Metrics and figures; alert state through the [`AlertStore`] supertrait.
+/// Metrics and figures; alert state and the notifier's outbox through the [`AlertStore`] and
+/// [`OutboxStore`] supertraits.
 #[async_trait]
-pub trait Store: AlertStore + Send + Sync + 'static {
+pub trait Store: AlertStore + OutboxStore + Send + Sync + 'static {
     /// Adds a batch's rollup and figure increments exactly once. Atomic per endpoint (check)
     /// and per subject: for each either its watermark moves and all its increments land, or
     /// nothing of it changes. After an error some endpoints or subjects may be applied; the

@@ -5,12 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use mixmon_model::alert::dispatch::GroupState;
 use mixmon_model::alert::silence::{MAX_SILENCES, SILENCE_RETENTION_MS};
 use mixmon_model::alert::{AlertInstance, AlertTransition, Fingerprint, LatestObservation, Silence};
 use mixmon_model::CheckId;
 use tokio::sync::broadcast;
 
 use crate::alerts::{AlertStore, CommitOutcome, Lease, ProbeRequest, ProberSeen, StreamEntry, HISTORY_RETENTION_MS};
+use crate::outbox::{Delivery, IntegrationStatus, OutboxStore};
 use crate::{MemoryStore, StoreError};
 
 /// Probe requests a subscriber may fall behind by before it loses the oldest.
@@ -32,6 +34,17 @@ struct Tables {
     /// (stream position, transition); positions are `<ms>-<seq>` as Redis stream ids.
     stream: Vec<((i64, u64), AlertTransition)>,
     silences: BTreeMap<String, Silence>,
+    groups: BTreeMap<String, GroupState>,
+    outbox: BTreeMap<String, Delivery>,
+    integrations: BTreeMap<String, IntegrationStatus>,
+}
+
+impl Tables {
+    fn fenced(&self, lease: &Lease) -> bool {
+        // The token alone fences: an expired lease that nobody took over yet still commits, as
+        // in Redis, where the token is compared rather than the clock.
+        self.lease.as_ref().is_none_or(|current| current.token != lease.token)
+    }
 }
 
 impl Default for AlertTables {
@@ -140,9 +153,7 @@ impl AlertStore for MemoryStore {
         now_ms: i64,
     ) -> Result<CommitOutcome, StoreError> {
         let mut tables = self.alert_tables().lock();
-        // The token alone fences: an expired lease that nobody took over yet still commits, as
-        // in Redis, where the token is compared rather than the clock.
-        if tables.lease.as_ref().is_none_or(|current| current.token != lease.token) {
+        if tables.fenced(lease) {
             return Ok(CommitOutcome::Fenced);
         }
         for instance in changed {
@@ -216,5 +227,69 @@ impl AlertStore for MemoryStore {
         let mut tables = self.alert_tables().lock();
         tables.silences.retain(|_, s| s.ends_at_ms >= now_ms - SILENCE_RETENTION_MS);
         Ok(tables.silences.values().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl OutboxStore for MemoryStore {
+    async fn load_groups(&self) -> Result<Vec<GroupState>, StoreError> {
+        Ok(self.alert_tables().lock().groups.values().cloned().collect())
+    }
+
+    async fn commit_dispatch(
+        &self,
+        lease: &Lease,
+        changed: &[GroupState],
+        removed: &[String],
+        enqueue: &[Delivery],
+    ) -> Result<CommitOutcome, StoreError> {
+        let mut tables = self.alert_tables().lock();
+        if tables.fenced(lease) {
+            return Ok(CommitOutcome::Fenced);
+        }
+        for id in removed {
+            tables.groups.remove(id);
+        }
+        for group in changed {
+            tables.groups.insert(group.id(), group.clone());
+        }
+        for delivery in enqueue {
+            tables.outbox.insert(delivery.id.clone(), delivery.clone());
+        }
+        Ok(CommitOutcome::Committed)
+    }
+
+    async fn read_outbox(&self) -> Result<Vec<Delivery>, StoreError> {
+        let tables = self.alert_tables().lock();
+        let mut pending: Vec<Delivery> = tables.outbox.values().cloned().collect();
+        pending.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+        Ok(pending)
+    }
+
+    async fn settle_deliveries(
+        &self,
+        lease: &Lease,
+        done: &[String],
+        put: &[Delivery],
+        statuses: &[IntegrationStatus],
+    ) -> Result<CommitOutcome, StoreError> {
+        let mut tables = self.alert_tables().lock();
+        if tables.fenced(lease) {
+            return Ok(CommitOutcome::Fenced);
+        }
+        for id in done {
+            tables.outbox.remove(id);
+        }
+        for delivery in put {
+            tables.outbox.insert(delivery.id.clone(), delivery.clone());
+        }
+        for status in statuses {
+            tables.integrations.insert(status.integration.clone(), status.clone());
+        }
+        Ok(CommitOutcome::Committed)
+    }
+
+    async fn read_integrations(&self) -> Result<Vec<IntegrationStatus>, StoreError> {
+        Ok(self.alert_tables().lock().integrations.values().cloned().collect())
     }
 }

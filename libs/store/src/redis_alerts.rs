@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 use crate::alerts::{AlertStore, CommitOutcome, Lease, ProbeRequest, ProberSeen, StreamEntry, HISTORY_RETENTION_MS};
 use crate::{RedisStore, StoreError};
 
-const LEASE: &str = "mixmon:v1:alerts:{alerts}:lease";
+pub(crate) const LEASE: &str = "mixmon:v1:alerts:{alerts}:lease";
 const LEASE_TOKEN: &str = "mixmon:v1:alerts:{alerts}:lease_token";
 const INSTANCES: &str = "mixmon:v1:alerts:{alerts}:instances";
 const TRANSITIONS: &str = "mixmon:v1:alerts:{alerts}:transitions";
@@ -130,7 +130,7 @@ redis.call('XTRIM', KEYS[3], 'MINID', ARGV[3])
 return 1
 ";
 
-fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("cannot encode alert state: {e}")))
 }
 
@@ -140,7 +140,7 @@ fn decode<T: serde::de::DeserializeOwned>(key: &str, text: &[u8]) -> Result<T, S
 
 /// Every readable value of a hash; one that is not (written by hand, or by a future version)
 /// is skipped with a warning, so one bad entry cannot stop alerting for everything else.
-fn decode_all<T: serde::de::DeserializeOwned>(key: &str, values: &[Vec<u8>]) -> Vec<T> {
+pub(crate) fn decode_all<T: serde::de::DeserializeOwned>(key: &str, values: &[Vec<u8>]) -> Vec<T> {
     values
         .iter()
         .filter_map(|v| match decode(key, v) {
@@ -176,7 +176,12 @@ fn stream_entries(reply: StreamReply) -> Result<Vec<StreamEntry>, StoreError> {
 }
 
 impl RedisStore {
-    async fn run<T: redis::FromRedisValue>(&self, what: &str, key: &str, cmd: redis::Cmd) -> Result<T, StoreError> {
+    pub(crate) async fn run<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        key: &str,
+        cmd: redis::Cmd,
+    ) -> Result<T, StoreError> {
         let mut connection = self.connection.clone();
         self.bounded(what, async {
             cmd.query_async(&mut connection).await.map_err(|e| self.map_error(what, Some(key), &e))
@@ -184,7 +189,7 @@ impl RedisStore {
         .await
     }
 
-    async fn script<T: redis::FromRedisValue>(
+    pub(crate) async fn script<T: redis::FromRedisValue>(
         &self,
         what: &str,
         script: &str,
@@ -208,7 +213,7 @@ impl RedisStore {
     }
 }
 
-fn arg(value: impl ToString) -> Vec<u8> {
+pub(crate) fn arg(value: impl ToString) -> Vec<u8> {
     value.to_string().into_bytes()
 }
 

@@ -1,16 +1,20 @@
 #![allow(clippy::unwrap_used)] // in tests a failed unwrap is a failed assertion
 //! One suite for alerting's part of every store ([`AlertStore`]): lease and fencing,
 //! newest-wins observations, prober liveness, commits, the transitions stream and history,
-//! day counts, probe requests. Each case takes a fresh store.
+//! probe requests, silences, and the notifier's groups and outbox. Each case takes a fresh store.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use mixmon_model::alert::dispatch::{GroupState, GroupTiming};
+use mixmon_model::alert::Notification;
 use mixmon_model::alert::{
     AlertInstance, AlertState, AlertTransition, LabelSet, LatestObservation, Silence, SilenceMatcher,
 };
 use mixmon_model::CheckId;
-use mixmon_store::{AlertStore, CommitOutcome, MemoryStore, ProbeRequest, ProberSeen};
+use mixmon_store::{
+    AlertStore, CommitOutcome, Delivery, IntegrationStatus, MemoryStore, OutboxStore, ProbeRequest, ProberSeen,
+};
 
 fn check(id: &str) -> CheckId {
     CheckId::new(id).unwrap()
@@ -180,8 +184,79 @@ pub async fn silences_are_kept_replaced_and_dropped_after_retention(store: &dyn 
     assert_eq!(store.read_silences(2_000 + month + 1).await.unwrap().len(), 1, "and is gone");
 }
 
+fn delivery(id: &str, created_ms: i64) -> Delivery {
+    Delivery {
+        id: id.into(),
+        integration: "critical/slack/0".into(),
+        created_ms,
+        notification: Notification {
+            receiver: "critical".into(),
+            group_key: "{}:{}".into(),
+            group_labels: LabelSet::new(),
+            alerts: Vec::new(),
+            external_url: String::new(),
+            dashboard_url: None,
+        },
+        reason: None,
+        folded: 1,
+        attempts: 0,
+        next_attempt_ms: 0,
+        last_error: None,
+    }
+}
+
+/// Group state, enqueue and settle: fenced like alert commits, atomic, the outbox oldest first.
+pub async fn outbox_is_fenced_and_ordered<S: AlertStore + OutboxStore>(store: &S) {
+    let lease = store.acquire_lease("a", 5_000, 1_000).await.unwrap().unwrap();
+    let group = GroupState {
+        receiver: "critical".into(),
+        group_key: "{}:{}".into(),
+        group_labels: LabelSet::new(),
+        timing: GroupTiming { wait_ms: 0, interval_ms: 30_000, repeat_ms: 3_600_000 },
+        created_ms: 1_000,
+        last_flush_ms: Some(1_000),
+        notified: Vec::new(),
+        events_sent: Vec::new(),
+    };
+    let enqueue = [delivery("b", 2_000), delivery("a", 1_000), delivery("c", 2_000)];
+    let outcome = store.commit_dispatch(&lease, std::slice::from_ref(&group), &[], &enqueue).await.unwrap();
+    assert_eq!(outcome, CommitOutcome::Committed);
+    assert_eq!(store.load_groups().await.unwrap(), std::slice::from_ref(&group));
+    let ids: Vec<String> = store.read_outbox().await.unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(ids, ["a", "b", "c"], "oldest first, then by id");
+
+    let mut retried = delivery("b", 2_000);
+    retried.attempts = 1;
+    retried.last_error = Some("429".into());
+    let status = IntegrationStatus { integration: "critical/slack/0".into(), sent: 1, ..Default::default() };
+    let settled = store
+        .settle_deliveries(&lease, &["a".to_string()], std::slice::from_ref(&retried), std::slice::from_ref(&status))
+        .await;
+    assert_eq!(settled.unwrap(), CommitOutcome::Committed);
+    assert_eq!(store.read_outbox().await.unwrap(), [retried, delivery("c", 2_000)]);
+    assert_eq!(store.read_integrations().await.unwrap(), [status]);
+
+    // A stale leader writes nothing at all.
+    store.release_lease(&lease).await.unwrap();
+    let next = store.acquire_lease("b", 5_000, 2_000).await.unwrap().unwrap();
+    let stale = store.commit_dispatch(&lease, &[], &[group.id()], &[delivery("d", 3_000)]).await.unwrap();
+    assert_eq!(stale, CommitOutcome::Fenced);
+    let stale = store.settle_deliveries(&lease, &["c".to_string()], &[], &[]).await.unwrap();
+    assert_eq!(stale, CommitOutcome::Fenced);
+    assert_eq!(store.read_outbox().await.unwrap().len(), 2);
+    assert_eq!(store.load_groups().await.unwrap().len(), 1);
+    let removed = store.commit_dispatch(&next, &[], &[group.id()], &[]).await.unwrap();
+    assert_eq!(removed, CommitOutcome::Committed);
+    assert!(store.load_groups().await.unwrap().is_empty());
+}
+
 macro_rules! suite {
     ($make:expr) => {
+        #[tokio::test]
+        async fn outbox_is_fenced_and_ordered() {
+            let (_guard, store) = $make;
+            super::outbox_is_fenced_and_ordered(&store).await;
+        }
         #[tokio::test]
         async fn newest_observation_wins() {
             let (_guard, store) = $make;

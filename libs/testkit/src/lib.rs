@@ -14,5 +14,5 @@ mod wait;
 
 pub use error::{TestkitError, TimedOut};
 pub use process::{binary_path, ChildProcess};
-pub use redis::{RedisServer, RedisServerBuilder};
+pub use redis::{free_port, RedisServer, RedisServerBuilder};
 pub use wait::{eventually, eventually_blocking, read_ready_file, read_ready_file_blocking};

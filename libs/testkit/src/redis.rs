@@ -205,7 +205,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> Result<u16, TestkitError> {
+pub fn free_port() -> Result<u16, TestkitError> {
     let listener =
         TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| TestkitError::io("finding a free port", e))?;
     listener.local_addr().map(|a| a.port()).map_err(|e| TestkitError::io("finding a free port", e))

@@ -67,6 +67,21 @@ pub struct AlertingConfig {
     /// At most this long between evaluations.
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
+    /// Send notifications as the routing file says (in the replica that evaluates).
+    #[serde(default = "yes")]
+    pub notify: bool,
+    /// Where people open mixmon (the query service), linked from every notification.
+    #[serde(default = "default_external_url")]
+    pub external_url: String,
+    /// The Grafana dashboard linked from pages.
+    pub dashboard_url: Option<String>,
+    /// Alertmanagers (`http://alertmanager:9093`) every alert is forwarded to.
+    #[serde(default)]
+    pub alertmanagers: Vec<String>,
+}
+
+fn default_external_url() -> String {
+    "http://localhost:8090".into()
 }
 
 impl Default for AlertingConfig {
@@ -77,6 +92,10 @@ impl Default for AlertingConfig {
             routes_file: None,
             lease_ttl_ms: default_lease_ttl_ms(),
             tick_ms: default_tick_ms(),
+            notify: true,
+            external_url: default_external_url(),
+            dashboard_url: None,
+            alertmanagers: Vec::new(),
         }
     }
 }
@@ -92,6 +111,11 @@ impl AlertingConfig {
                 "alerting.tick_ms must be in 100..=1000 (rules are evaluated at least once a second) and at most half the lease, got {}",
                 self.tick_ms
             ));
+        }
+        for url in self.alertmanagers.iter().chain(std::iter::once(&self.external_url)) {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("alerting: {url:?} must be an http:// or https:// URL"));
+            }
         }
         Ok(())
     }

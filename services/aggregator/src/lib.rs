@@ -4,7 +4,8 @@
 //! Layout: `config` (the file), `catalogue` (resolved, validated checks), `control_plane`
 //! (the gRPC service), `ingest` (batch hygiene and rollup deltas), `registry` (prober
 //! liveness), `server` (the tonic stack: auth, limits, health, graceful shutdown),
-//! `assignment` (which prober runs which check), `reload` (the catalogue follows its file).
+//! `assignment` (which prober runs which check), `reload` (the catalogue follows its file),
+//! `alerting` (the rule evaluator) and `notifier` (notifications, in the evaluating replica).
 
 pub mod alerting;
 pub mod assignment;
@@ -12,6 +13,7 @@ pub mod catalogue;
 pub mod config;
 pub mod control_plane;
 pub mod ingest;
+pub mod notifier;
 pub mod observations;
 pub mod registry;
 pub mod reload;

@@ -6,7 +6,9 @@
 //! Routes: `GET /` and `GET /healthz` (liveness, never authenticated); `POST /metrics`,
 //! `/metric-payload-options`, `/query`, `/variable`, `/tag-keys`, `/tag-values` and legacy
 //! `/search` (Grafana); `GET /api/v1/status` (the health table, [`status_snapshot`]) and
-//! `GET /api/v1/status/mixer` (the mixer per region, [`mixer_snapshot`]).
+//! `GET /api/v1/status/mixer` (the mixer per region, [`mixer_snapshot`]); the alerts, their
+//! history and silences in Alertmanager's API (`alerts`, `silences`); `GET /api/v1/receivers`
+//! (how notifications are being delivered).
 
 mod alerts;
 mod auth;
@@ -18,6 +20,7 @@ mod figure_query;
 mod filter;
 mod metric;
 mod query;
+mod receivers;
 mod records;
 mod request;
 mod selection;
@@ -108,6 +111,7 @@ pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
         .route("/api/v2/alerts", get(alerts::v2_alerts))
         .route("/api/v2/alerts/groups", get(alerts::v2_groups))
         .route("/api/v2/status", get(alerts::v2_status))
+        .route("/api/v1/receivers", get(receivers::handler))
         .route("/api/v2/silences", get(silences::list).post(silences::create))
         .route("/api/v2/silence/{id}", get(silences::get_one).delete(silences::expire))
         .fallback(not_found)

@@ -107,6 +107,7 @@ async fn status_classifies_by_the_operators_thresholds() {
 struct DownStore;
 
 impl mixmon_store::AlertStore for DownStore {}
+impl mixmon_store::OutboxStore for DownStore {}
 
 #[async_trait]
 impl Store for DownStore {

@@ -7,11 +7,13 @@
 //! Alertmanager-compatible API and every receiver read that one stream.
 
 pub mod burn;
+pub mod dispatch;
 pub mod duration;
 pub mod inhibit;
 pub mod labels;
 pub mod machine;
 pub mod matcher;
+pub mod notice;
 pub mod quorum;
 pub mod route;
 pub mod rule;
@@ -25,6 +27,7 @@ pub use inhibit::{inhibited_by, InhibitRule};
 pub use labels::{is_valid_label_name, Fingerprint, LabelSet, ALERTNAME, SEVERITY};
 pub use machine::{Observation, Step, Timing, Verdict};
 pub use matcher::{matches_all, MatchOp, Matcher, MatcherError};
+pub use notice::{Notice, Notification};
 pub use quorum::{endpoint_view, isolated_probers, EndpointView, LatestObservation, QuorumSpec, RegionView};
 pub use route::{GroupBy, Route, TimeInterval, TimeSpec};
 pub use rule::{Comparison, Condition, EventKind, MaintenanceWindow, Rule, RuleSet, Scope, WindowStat};

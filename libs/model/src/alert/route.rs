@@ -55,12 +55,28 @@ pub struct Route {
 impl Route {
     /// The routes that take `alert`, in Alertmanager's order.
     pub fn matching(&self, alert: &LabelSet) -> Vec<&Route> {
+        self.matching_keyed(alert).into_iter().map(|(_, route)| route).collect()
+    }
+
+    /// The routes that take `alert` with Alertmanager's route keys (`{}/{severity="critical"}`:
+    /// each node's matchers under its parent's), the first half of a group key.
+    pub fn matching_keyed(&self, alert: &LabelSet) -> Vec<(String, &Route)> {
+        self.descend(alert, None)
+    }
+
+    fn descend(&self, alert: &LabelSet, parent: Option<&str>) -> Vec<(String, &Route)> {
         if !matches_all(&self.matchers, alert) {
             return Vec::new();
         }
+        let own: Vec<String> = self.matchers.iter().map(ToString::to_string).collect();
+        let own = format!("{{{}}}", own.join(","));
+        let key = match parent {
+            None => own,
+            Some(parent) => format!("{parent}/{own}"),
+        };
         let mut taken = Vec::new();
         for child in &self.routes {
-            let found = child.matching(alert);
+            let found = child.descend(alert, Some(&key));
             if !found.is_empty() {
                 taken.extend(found);
                 if !child.continue_matching {
@@ -69,10 +85,15 @@ impl Route {
             }
         }
         if taken.is_empty() {
-            taken.push(self);
+            taken.push((key, self));
         }
         taken
     }
+}
+
+/// Alertmanager's group key: the route's key and the group's labels.
+pub fn group_key(route_key: &str, group_labels: &LabelSet) -> String {
+    format!("{route_key}:{group_labels}")
 }
 
 /// An inclusive range of integers (`start <= x <= end`).
@@ -208,6 +229,15 @@ mod tests {
         let by = GroupBy::Labels(vec!["alertname".into(), "region".into()]);
         assert_eq!(by.key(&alert).to_string(), r#"{alertname="ServiceDown"}"#);
         assert_eq!(GroupBy::All.key(&alert), alert);
+        let mut tree =
+            route("default", "", false, vec![route("critical", r#"severity="critical""#, false, Vec::new())]);
+        tree.routes[0].matchers.extend(Matcher::parse_list(r#"endpoint=~"e.*""#).unwrap());
+        let critical = alert.clone().with("severity", "critical");
+        let keys: Vec<String> = tree.matching_keyed(&critical).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, [r#"{}/{severity="critical",endpoint=~"e.*"}"#]);
+        let keys: Vec<String> = tree.matching_keyed(&alert).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["{}"]);
+        assert_eq!(group_key("{}", &by.key(&alert)), r#"{}:{alertname="ServiceDown"}"#);
     }
 
     #[test]

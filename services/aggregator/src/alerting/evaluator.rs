@@ -41,11 +41,13 @@ impl Default for EvaluatorSettings {
     }
 }
 
-/// The rules and routing inhibitions in force; swapped whole on reload.
+/// The rules and routing in force; swapped whole on reload.
 #[derive(Debug, Clone, Default)]
 pub struct AlertingRules {
     pub rules: RuleSet,
     pub routing_inhibits: Vec<InhibitRule>,
+    /// The whole routing file, for the notifier.
+    pub routing: Option<Arc<mixmon_rules::routes::Routing>>,
 }
 
 /// Runs until `stop` turns true; gives the lease up on the way out, so another replica takes
@@ -55,6 +57,7 @@ pub async fn run(
     catalogue: CatalogueHandle,
     rules: watch::Receiver<Arc<AlertingRules>>,
     settings: EvaluatorSettings,
+    lease_out: watch::Sender<Option<Lease>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let ttl_ms = u64::try_from(settings.lease_ttl.as_millis()).unwrap_or(u64::MAX);
@@ -64,6 +67,7 @@ pub async fn run(
     loop {
         let now = unix_ms();
         leading = hold_lease(store.as_ref(), &settings.holder, ttl_ms, now, leading).await;
+        publish(&lease_out, leading.as_ref().map(|(lease, _)| lease));
         let mut wake = now + i64::try_from(settings.tick.as_millis()).unwrap_or(1_000);
         if let Some((lease, engine)) = leading.as_mut() {
             let current = rules.borrow().clone();
@@ -76,6 +80,7 @@ pub async fn run(
                 Err(Stop::Fenced) => {
                     tracing::warn!(holder = %settings.holder, "another evaluator holds the lease now; stepping down");
                     leading = None;
+                    publish(&lease_out, None);
                 }
                 Err(Stop::Reload(reason)) => {
                     // A dead store fails every tick: say so when it starts and every 30 s.
@@ -98,11 +103,23 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => break,
         }
     }
+    publish(&lease_out, None);
     if let Some((lease, _)) = leading {
         if let Err(err) = store.release_lease(&lease).await {
             tracing::warn!(error = %err, "could not release the evaluator lease; it expires by itself");
         }
     }
+}
+
+/// Tells the notifier which lease (if any) this replica holds now; only a change wakes it.
+fn publish(out: &watch::Sender<Option<Lease>>, lease: Option<&Lease>) {
+    out.send_if_modified(|current| {
+        let same = current.as_ref().map(|l| l.token) == lease.map(|l| l.token);
+        if !same {
+            *current = lease.cloned();
+        }
+        !same
+    });
 }
 
 enum Stop {

@@ -52,7 +52,8 @@ pub fn start(
         Some(path) => mixmon_rules::routes::load(path)?,
         None => mixmon_rules::routes::shipped()?,
     };
-    rules.routing_inhibits = routing.inhibit_rules;
+    rules.routing_inhibits = routing.inhibit_rules.clone();
+    rules.routing = Some(Arc::new(routing));
     tracing::info!(
         rules = rules.rules.rules.len(),
         file = config.rules_file.as_ref().map_or("built-in config/rules.yaml".to_string(), |p| p.display().to_string()),
@@ -75,7 +76,18 @@ pub fn start(
         ..Default::default()
     };
     if config.enabled {
-        tasks.push(tokio::spawn(evaluator::run(store, catalogue, rx.clone(), settings, stop)));
+        let (lease_tx, lease_rx) = watch::channel(None);
+        if config.notify {
+            let notifier = crate::notifier::NotifierSettings {
+                external_url: config.external_url.clone(),
+                dashboard_url: config.dashboard_url.clone(),
+                alertmanagers: config.alertmanagers.clone(),
+                tick: Duration::from_millis(config.tick_ms),
+                forward_every: Duration::from_secs(30),
+            };
+            tasks.push(tokio::spawn(crate::notifier::run(store.clone(), rx.clone(), lease_rx, notifier, stop.clone())));
+        }
+        tasks.push(tokio::spawn(evaluator::run(store, catalogue, rx.clone(), settings, lease_tx, stop)));
     }
     Ok(Alerting { rules: rx, refused, tasks })
 }

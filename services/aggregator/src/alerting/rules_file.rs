@@ -17,7 +17,7 @@ pub fn load(path: Option<&Path>) -> Result<AlertingRules, RulesError> {
         Some(path) => mixmon_rules::load(path)?,
         None => mixmon_rules::shipped()?,
     };
-    Ok(AlertingRules { rules, routing_inhibits: Vec::new() })
+    Ok(AlertingRules { rules, routing_inhibits: Vec::new(), routing: None })
 }
 
 /// Watches `path` until `stop` turns true, publishing each valid change of the rules file to
@@ -34,7 +34,11 @@ pub async fn watch(
         let new = load(Some(path))?;
         let count = new.rules.rules.len();
         rules.send_modify(|current| {
-            *current = Arc::new(AlertingRules { routing_inhibits: current.routing_inhibits.clone(), ..new })
+            *current = Arc::new(AlertingRules {
+                routing_inhibits: current.routing_inhibits.clone(),
+                routing: current.routing.clone(),
+                ..new
+            })
         });
         Ok(format!("{count} rules"))
     })
@@ -54,7 +58,8 @@ pub async fn watch_routes(
         let count = routing.inhibit_rules.len();
         rules.send_modify(|current| {
             let mut next = AlertingRules::clone(current);
-            next.routing_inhibits = routing.inhibit_rules;
+            next.routing_inhibits = routing.inhibit_rules.clone();
+            next.routing = Some(Arc::new(routing));
             *current = Arc::new(next);
         });
         Ok(format!("{count} inhibit rules"))
