@@ -257,19 +257,102 @@ fn regex_escape(text: &str) -> String {
     text.chars().flat_map(|c| if c.is_ascii_alphanumeric() || c == '_' { vec![c] } else { vec!['\\', c] }).collect()
 }
 
-/// Marks every firing alert with the firing alerts that mute it.
+/// Marks every firing alert with the alerts that mute it: for the routing file's inhibit rules
+/// the firing alerts (Alertmanager's meaning); for the rules file's `inhibits` relations also a
+/// pending one, so the alert that explains an outage pages instead of a symptom that happens
+/// to fire first (a total outage burns the budget 14.4x before ServiceDown's `for` is up).
+/// Muting by an alert that fired sticks to the episode: muted while it fires, an alert stays
+/// muted until it resolves, even after what muted it resolved first (a budget still burning
+/// for minutes after its outage, whose page was the outage's), so a recovery never pages.
 fn mark_inhibited(rules: &RuleSet, routing: &[InhibitRule], instances: &mut BTreeMap<Fingerprint, AlertInstance>) {
-    let mut inhibit = relation_inhibits(rules);
-    inhibit.extend(routing.iter().cloned());
-    let firing: Vec<LabelSet> =
-        instances.values().filter(|i| i.state == AlertState::Firing && !i.event).map(|i| i.labels.clone()).collect();
+    let relations = relation_inhibits(rules);
+    let sources = |states: &[AlertState]| -> Vec<LabelSet> {
+        instances.values().filter(|i| states.contains(&i.state) && !i.event).map(|i| i.labels.clone()).collect()
+    };
+    let firing = sources(&[AlertState::Firing]);
+    let pending_or_firing = sources(&[AlertState::Firing, AlertState::Pending]);
     let targets: Vec<Fingerprint> = instances.keys().copied().collect();
     let target_labels: Vec<LabelSet> =
         targets.iter().filter_map(|fp| instances.get(fp)).map(|i| i.labels.clone()).collect();
-    let muted = mixmon_model::alert::inhibited_by(&inhibit, &target_labels, &firing);
-    for (fingerprint, by) in targets.iter().zip(muted) {
+    let by_relation = mixmon_model::alert::inhibited_by(&relations, &target_labels, &pending_or_firing);
+    let by_routing = mixmon_model::alert::inhibited_by(routing, &target_labels, &firing);
+    let fired: BTreeSet<Fingerprint> = instances
+        .iter()
+        .filter(|(_, i)| matches!(i.state, AlertState::Firing | AlertState::Resolved))
+        .map(|(fp, _)| *fp)
+        .collect();
+    for ((fingerprint, mut by), routed) in targets.iter().zip(by_relation).zip(by_routing) {
+        by.extend(routed);
+        by.sort();
+        by.dedup();
         if let Some(instance) = instances.get_mut(fingerprint) {
-            instance.inhibited_by = if instance.state == AlertState::Firing { by } else { Vec::new() };
+            instance.inhibited_by = match instance.state {
+                AlertState::Firing if by.is_empty() => {
+                    let mut kept = std::mem::take(&mut instance.inhibited_by);
+                    kept.retain(|source| fired.contains(source));
+                    kept
+                }
+                AlertState::Firing => by,
+                _ => Vec::new(),
+            };
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn instance(name: &str, state: AlertState) -> AlertInstance {
+        AlertInstance {
+            labels: LabelSet::new().with(ALERTNAME, name).with("endpoint", "edge"),
+            annotations: BTreeMap::new(),
+            state,
+            value: None,
+            active_at_ms: Some(0),
+            fired_at_ms: Some(0),
+            resolved_at_ms: None,
+            last_bad_ms: None,
+            updated_at_ms: 0,
+            event: false,
+            inhibited_by: Vec::new(),
+            silenced_by: Vec::new(),
+        }
+    }
+
+    fn muted(instances: &BTreeMap<Fingerprint, AlertInstance>, name: &str) -> bool {
+        instances.values().any(|i| i.alertname() == name && !i.inhibited_by.is_empty())
+    }
+
+    #[test]
+    fn a_pending_cause_mutes_its_symptom_and_a_fired_one_keeps_it_muted_to_the_end() {
+        let rules = mixmon_rules::shipped().unwrap();
+        let mut instances: BTreeMap<Fingerprint, AlertInstance> =
+            [instance("ServiceDown", AlertState::Pending), instance("ErrorBudgetBurnFast", AlertState::Firing)]
+                .into_iter()
+                .map(|i| (i.fingerprint(), i))
+                .collect();
+        let service_down = instance("ServiceDown", AlertState::Pending).fingerprint();
+        mark_inhibited(&rules, &[], &mut instances);
+        assert!(muted(&instances, "ErrorBudgetBurnFast"), "ServiceDown is pending: it will page, not the burn");
+
+        // ServiceDown fires, then resolves: the burn still fires, and stays muted.
+        instances.get_mut(&service_down).unwrap().state = AlertState::Firing;
+        mark_inhibited(&rules, &[], &mut instances);
+        instances.get_mut(&service_down).unwrap().state = AlertState::Resolved;
+        mark_inhibited(&rules, &[], &mut instances);
+        assert!(muted(&instances, "ErrorBudgetBurnFast"), "a recovery does not page");
+
+        // A cause that never fired (pending, then gone) explains nothing any more.
+        let mut instances: BTreeMap<Fingerprint, AlertInstance> =
+            [instance("ServiceDown", AlertState::Pending), instance("ErrorBudgetBurnFast", AlertState::Firing)]
+                .into_iter()
+                .map(|i| (i.fingerprint(), i))
+                .collect();
+        mark_inhibited(&rules, &[], &mut instances);
+        instances.remove(&service_down);
+        mark_inhibited(&rules, &[], &mut instances);
+        assert!(!muted(&instances, "ErrorBudgetBurnFast"));
     }
 }
