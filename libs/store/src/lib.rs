@@ -10,8 +10,6 @@ pub mod keys;
 mod memory;
 mod memory_alerts;
 pub mod outbox;
-mod redis_alerts;
-mod redis_outbox;
 mod redis_store;
 
 use std::sync::Arc;

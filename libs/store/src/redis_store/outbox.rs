@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use mixmon_model::alert::dispatch::GroupState;
 
+use super::alerts::{arg, decode_all, encode, LEASE};
 use crate::alerts::{CommitOutcome, Lease};
 use crate::outbox::{Delivery, IntegrationStatus, OutboxStore};
-use crate::redis_alerts::{arg, decode_all, encode, LEASE};
 use crate::{RedisStore, StoreError};
 
 const GROUPS: &str = "mixmon:v1:alerts:{alerts}:groups";
