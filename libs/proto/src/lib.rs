@@ -4,6 +4,7 @@
 
 pub mod convert;
 pub mod samples;
+pub mod wire;
 
 /// Generated types and services of package `mixmon.v1`.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

@@ -26,9 +26,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mixmon_model::{ProbeResult, Record};
-use mixmon_proto::pb;
-use prost::Message;
+use mixmon_model::Record;
+use mixmon_proto::wire::{self, WireError};
 
 const SEGMENT_PREFIX: &str = "wal-";
 const SEGMENT_SUFFIX: &str = ".seg";
@@ -233,14 +232,10 @@ impl Wal {
         let tag = if matches!(record, Record::Probe(_)) { T_RESULT } else { T_RECORD };
         let mut payload = vec![tag];
         payload.extend_from_slice(&rid.to_le_bytes());
-        let encoded = match record {
-            Record::Probe(result) => pb::ProbeResult::from(result).encode(&mut payload),
-            other => pb::BufferedRecord::from(other).encode(&mut payload),
-        };
-        encoded.map_err(|e| WalError::Io {
-            path: self.active_path().display().to_string(),
-            source: std::io::Error::other(e),
-        })?;
+        match record {
+            Record::Probe(result) => wire::encode_result(result, &mut payload),
+            other => wire::encode_record(other, &mut payload),
+        }
         self.write(&payload, Some(rid))
     }
 
@@ -418,9 +413,9 @@ fn decode(payload: &[u8]) -> Option<Entry> {
         }
         T_RESULT => {
             let rid = u64_at(0)?;
-            let raw = pb::ProbeResult::decode(rest.get(8..)?).ok()?;
-            match ProbeResult::try_from(raw) {
+            match wire::decode_result(rest.get(8..)?) {
                 Ok(result) => Some(Entry::Result(rid, Record::Probe(result))),
+                Err(WireError::Malformed(_)) => None,
                 // Intact but not understood (written by another version): skip the result,
                 // keep replaying.
                 Err(err) => {
@@ -431,9 +426,9 @@ fn decode(payload: &[u8]) -> Option<Entry> {
         }
         T_RECORD => {
             let rid = u64_at(0)?;
-            let raw = pb::BufferedRecord::decode(rest.get(8..)?).ok()?;
-            match Record::try_from(raw) {
+            match wire::decode_record(rest.get(8..)?) {
                 Ok(record) => Some(Entry::Result(rid, record)),
+                Err(WireError::Malformed(_)) => None,
                 Err(err) => {
                     tracing::warn!(rid, error = %err, "skipping a sample in the write-ahead log that does not decode");
                     Some(Entry::Skip)
@@ -544,6 +539,7 @@ impl Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mixmon_model::ProbeResult;
     use mixmon_model::{CheckId, EntityName, PhaseTimings, PodSample};
 
     fn result(n: i64) -> Record {

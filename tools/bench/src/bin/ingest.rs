@@ -22,7 +22,6 @@ use mixmon_model::{ProberId, Region};
 use mixmon_proto::pb;
 use mixmon_store::{BatchId, RedisStore, RedisStoreConfig, Store};
 use mixmon_testkit::RedisServer;
-use prost::Message;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -76,7 +75,7 @@ fn template(rng: &mut StdRng, now_ms: i64) -> Vec<u8> {
             }
         })
         .collect();
-    pb::ResultBatch { seq: 0, results, ..Default::default() }.encode_to_vec()
+    mixmon_proto::wire::encode_batch(&pb::ResultBatch { seq: 0, results, ..Default::default() })
 }
 
 fn commandstats(info: &str) -> (u64, u64) {
@@ -129,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
             while Instant::now() < deadline {
                 seq += 1;
                 let bytes = &templates[seq as usize % templates.len()];
-                let batch = pb::ResultBatch::decode(bytes.as_slice())?;
+                let batch = mixmon_proto::wire::decode_batch(bytes.as_slice())?;
                 let sorted = sort_batch(&region, &catalogue, batch.results, now_ms);
                 let id = BatchId { prober: prober.clone(), epoch: 1, seq };
                 store.apply_batch(&id, &sorted.delta).await?;
