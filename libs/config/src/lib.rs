@@ -4,7 +4,11 @@
 //!
 //! Environment overrides: `MIXMON_<SECTION>__<KEY>=value` sets `[section] key = value`
 //! (`__` separates levels, names are lower-cased). A value is read as TOML when it parses as
-//! a TOML value (`10`, `true`, `["a"]`) and as a string otherwise.
+//! a TOML value (`10`, `true`, `["a"]`) and as a string otherwise. An empty value means unset.
+//! Every service reads the same environment (one Kubernetes Secret, a shell with another
+//! service's settings, a test's `MIXMON_FAULTS_*` knobs), so a variable whose section is not
+//! one this service has is ignored with a warning; a wrong key inside a section it has is
+//! refused like one in the file.
 
 pub mod process;
 mod secret;
@@ -52,19 +56,47 @@ pub fn parse_with_env<T: DeserializeOwned>(
     text: &str,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<T, ConfigError> {
-    let mut table: toml::Table =
+    let file: toml::Table =
         text.parse().map_err(|e: toml::de::Error| ConfigError::Parse { path: label.into(), message: e.to_string() })?;
+    let mut overrides: Vec<(String, Vec<String>, String)> = Vec::new();
     for (name, value) in env {
         let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
+        if value.trim().is_empty() {
+            continue;
+        }
         let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
         if keys.iter().any(String::is_empty) {
             return Err(ConfigError::Env { name, message: "empty key segment".into() });
         }
-        set_path(&mut table, &keys, parse_env_value(&value))
-            .map_err(|message| ConfigError::Env { name: name.clone(), message })?;
+        overrides.push((name, keys, value));
     }
-    T::deserialize(toml::Value::Table(table))
-        .map_err(|e| ConfigError::Parse { path: label.into(), message: e.to_string() })
+    // Each retry drops the variables of one section this service does not have: bounded by
+    // the number of variables.
+    loop {
+        let mut table = file.clone();
+        for (name, keys, value) in &overrides {
+            set_path(&mut table, keys, parse_env_value(value))
+                .map_err(|message| ConfigError::Env { name: name.clone(), message })?;
+        }
+        let message = match T::deserialize(toml::Value::Table(table)) {
+            Ok(value) => return Ok(value),
+            Err(e) => e.to_string(),
+        };
+        let foreign = overrides
+            .iter()
+            .map(|(_, keys, _)| keys[0].clone())
+            .find(|section| !file.contains_key(section) && message.contains(&format!("unknown field `{section}`")));
+        let Some(section) = foreign else {
+            return Err(ConfigError::Parse { path: label.into(), message });
+        };
+        overrides.retain(|(name, keys, _)| {
+            let other = keys[0] == section;
+            if other {
+                tracing::warn!(variable = %name, "ignored: not a setting of this service");
+            }
+            !other
+        });
+    }
 }
 
 fn parse_env_value(raw: &str) -> toml::Value {
@@ -123,6 +155,22 @@ mod tests {
         assert_eq!(got.server, Server { addr: "file".into(), port: 9 });
         let got: Example = parse_with_env("t.toml", "", env(&[("MIXMON_SERVER__ADDR", "0.0.0.0:1")])).unwrap();
         assert_eq!(got.server.addr, "0.0.0.0:1");
+    }
+
+    #[test]
+    fn empty_means_unset_and_another_services_variables_are_ignored() {
+        let text = "[server]\nport = 1\n";
+        let vars = env(&[
+            ("MIXMON_SERVER__PORT", ""),
+            ("MIXMON_FAULTS_OUTAGE_S", "30"),
+            ("MIXMON_PROBE__SOURCE_IP", "10.0.0.1"),
+            ("MIXMON_SERVER__ADDR", "0.0.0.0:2"),
+        ]);
+        let got: Example = parse_with_env("t.toml", text, vars).unwrap();
+        assert_eq!(got.server, Server { addr: "0.0.0.0:2".into(), port: 1 });
+        // A wrong key in a section this service has is still a mistake.
+        let err = parse_with_env::<Example>("t.toml", "", env(&[("MIXMON_SERVER__PROT", "1")])).unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
     }
 
     #[test]
