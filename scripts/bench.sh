@@ -11,6 +11,7 @@ usage() {
     echo "  ingest      results/s through sort_batch + apply_batch into a real redis-server [seconds, default 30]"
     echo "  faults      zero-loss fault scenarios with real processes (aggregator outage [seconds, default 60], prober SIGKILL, redis restart, failover, WAL growth)"
     echo "  detect      alert detection: endpoint killed to ServiceDown, resolve, region cut (false pages), leader kill (duplicates, failover), rule evaluation time [runs, default 3]"
+    echo "  notify      notifications: page and resolve latency, one region down, 100 fire/resolve cycles through SIGKILLs and a Redis restart, a 500-transition storm against Slack's limit [runs, default 3] [cycles, default 100]"
     echo "  query       p50/p99 of a 24 h dashboard query against 15 days of rollups in a real redis-server"
 }
 
@@ -37,6 +38,13 @@ case "${1:-}" in
         # Real processes (debug builds, as for faults); the evaluation timing runs in-process.
         cargo build --quiet --locked -p mixmon-aggregator -p mixmon-prober -p mixmon-query -p mixmon-mixer-sim --bins
         cargo run --quiet --release --locked -p mixmon-bench --bin detect -- "${2:-3}"
+        ;;
+    notify)
+        # Real processes (debug builds, as for detect); aiosmtpd as the SMTP server.
+        python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install --quiet aiosmtpd 2>/dev/null \
+            || python3 -m pip install --quiet --break-system-packages aiosmtpd
+        cargo build --quiet --locked -p mixmon-aggregator -p mixmon-prober -p mixmon-query -p mixmon-mixer-sim --bins
+        cargo run --quiet --release --locked -p mixmon-bench --bin notify -- "${2:-3}" "${3:-100}"
         ;;
     faults)
         # Real processes: the scenarios start the debug binaries, so those are built first.

@@ -151,6 +151,8 @@ pub struct FleetOptions {
     pub aggregators: usize,
     /// More `[alerting]` settings, as TOML lines (`alertmanagers = [...]`).
     pub alerting: String,
+    /// Redis with `appendonly yes` (`appendfsync always`), so a restart loses nothing.
+    pub append_only: bool,
 }
 
 impl Fleet {
@@ -161,10 +163,10 @@ impl Fleet {
     }
 
     pub async fn start_with(options: FleetOptions) -> anyhow::Result<Fleet> {
-        let FleetOptions { rules, routes, aggregators, alerting: extra } = options;
+        let FleetOptions { rules, routes, aggregators, alerting: extra, append_only } = options;
         let dir = tempfile::tempdir()?;
         let path = |name: &str| dir.path().join(name).display().to_string();
-        let redis = RedisServer::start()?;
+        let redis = RedisServer::builder().append_only(append_only).start()?;
         let sim = start_with_ready_file(
             "mixmon-mixer-sim",
             &[
@@ -255,6 +257,20 @@ impl Fleet {
             self.sim.process.log_tail(10),
             probers.join("\n")
         )
+    }
+}
+
+impl Fleet {
+    /// SIGKILLs aggregator replica `i` and starts it again on the same gRPC address (the
+    /// probers know only the addresses they were started with); `generation` names its files.
+    pub async fn kill_and_restart(&mut self, i: usize, generation: usize) -> anyhow::Result<()> {
+        let addr = self.aggregators[i].address("grpc")?;
+        self.aggregators[i].process.kill();
+        let text = std::fs::read_to_string(&self.aggregator_config)?;
+        let text = text.replacen("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""), 1);
+        let config = write(self.dir.path(), &format!("aggregator-{i}-{generation}.toml"), &text)?;
+        self.aggregators[i] = start_replica(self.dir.path(), &config, 1_000 * (i + 1) + generation).await?;
+        Ok(())
     }
 }
 

@@ -39,7 +39,8 @@ pub fn scaled_rules(divisor: u64) -> anyhow::Result<String> {
 }
 
 /// A routing file in the shipped shape (critical to PagerDuty, Slack, email and a webhook at
-/// once; warning and info grouped for a second), every integration pointed at `receivers` and
+/// once; warning and info grouped for a second; the shipped inhibit rules, verbatim), every
+/// integration pointed at `receivers` and
 /// the SMTP server on `smtp_port`. `extra_webhooks` are more webhooks of the info receiver,
 /// `extra_info` more of its configs (YAML lines at its indentation).
 pub fn routing(receivers: &str, smtp_port: u16, extra_webhooks: &[String], extra_info: &str) -> String {
@@ -82,13 +83,16 @@ receivers:
     webhook_configs:
       - url: {receivers}/webhook/info
 {webhooks}{extra_info}
-inhibit_rules:
-  - source_matchers: ['severity="critical"']
-    target_matchers: ['severity="warning"']
-    equal: [endpoint]
-"#,
+{inhibit_rules}"#,
         user = crate::smtp::USER,
+        inhibit_rules = shipped_inhibit_rules(),
     )
+}
+
+/// The `inhibit_rules:` section of the shipped `config/alertmanager.yml`.
+fn shipped_inhibit_rules() -> &'static str {
+    let shipped = mixmon_rules::routes::SHIPPED;
+    shipped.find("\ninhibit_rules:").map_or("", |i| &shipped[i + 1..])
 }
 
 /// A real Alertmanager routing everything it gets to `webhook`, grouped per alert, at once.

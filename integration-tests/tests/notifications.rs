@@ -40,6 +40,7 @@ async fn pages_resolves_email_slack_and_alertmanager_through_retries() -> anyhow
         rules: Some(scaled_rules(6)?),
         routes: Some(routing(&receivers.url, smtp.port, &unreachable, &extra)),
         aggregators: 1,
+        append_only: false,
         alerting: format!(
             "alertmanagers = [\"{}\"]\nexternal_url = \"http://mixmon.test\"\ndashboard_url = \"https://grafana.test/d/mixmon\"",
             alertmanager.url

@@ -61,6 +61,9 @@ struct Leading {
     /// Answers not yet recorded in the store (it was unreachable): never sent again meanwhile.
     unsettled: Vec<(Delivery, Answer, i64)>,
     last_forward_ms: i64,
+    /// The last failure logged per integration: the same one again is logged at debug level
+    /// (a missing secret would otherwise log once per notification).
+    last_logged: HashMap<String, String>,
 }
 
 impl Leading {
@@ -158,6 +161,7 @@ async fn take_over(store: &dyn Store, lease: &Lease) -> Option<Leading> {
         in_flight: HashMap::new(),
         unsettled: Vec::new(),
         last_forward_ms: 0,
+        last_logged: HashMap::new(),
     })
 }
 
@@ -310,14 +314,27 @@ async fn collect_finished(state: &mut Leading, now: i64) {
                     bucket.pause_until(at + after);
                 }
             }
-            log_answer(&delivery, &answer, at.max(now));
+            let repeated = match &answer {
+                Answer::Accepted => {
+                    state.last_logged.remove(&name);
+                    false
+                }
+                Answer::Retry { reason, .. } | Answer::Refused { reason } => {
+                    state.last_logged.insert(name.clone(), reason.clone()).as_deref() == Some(reason.as_str())
+                }
+            };
+            log_answer(&delivery, &answer, at.max(now), repeated);
             state.unsettled.push((delivery, answer, at));
         }
     }
 }
 
-fn log_answer(delivery: &Delivery, answer: &Answer, now: i64) {
+fn log_answer(delivery: &Delivery, answer: &Answer, now: i64, repeated: bool) {
     let latency_ms = now - delivery.created_ms;
+    if repeated {
+        tracing::debug!(integration = %delivery.integration, id = %delivery.id, ?answer, "notification not delivered (as before)");
+        return;
+    }
     match answer {
         Answer::Accepted => tracing::info!(
             event = "notification_sent",
@@ -535,5 +552,98 @@ async fn forward(alertmanagers: &[String], alerts: &[AlertInstance], settings: &
                 tracing::warn!(alertmanager = %mixmon_delivery::http::redacted(base), %reason, "forwarding to Alertmanager failed; the next round re-sends")
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use mixmon_model::alert::dispatch::FlushReason;
+    use mixmon_model::alert::{Notice, Notification, ALERTNAME, SEVERITY};
+
+    fn notice(endpoint: &str, firing: bool) -> Notice {
+        let labels =
+            LabelSet::new().with(ALERTNAME, "ServiceDown").with("endpoint", endpoint).with(SEVERITY, "critical");
+        Notice {
+            fingerprint: labels.fingerprint(),
+            labels,
+            annotations: Default::default(),
+            firing,
+            starts_at_ms: 1_000,
+            ends_at_ms: (!firing).then_some(2_000),
+            value: None,
+        }
+    }
+
+    fn flush(alerts: Vec<Notice>, changed: &[&Notice]) -> Flush {
+        Flush {
+            reason: FlushReason::Changed,
+            notification: Notification {
+                receiver: "critical".into(),
+                group_key: "{}:{}".into(),
+                group_labels: LabelSet::new(),
+                alerts,
+                external_url: String::new(),
+                dashboard_url: None,
+            },
+            changed: changed.iter().map(|n| n.fingerprint).collect(),
+        }
+    }
+
+    fn settings() -> NotifierSettings {
+        NotifierSettings {
+            external_url: "http://q".into(),
+            dashboard_url: Some("http://g".into()),
+            alertmanagers: Vec::new(),
+            tick: Duration::from_millis(500),
+            forward_every: Duration::from_secs(30),
+        }
+    }
+
+    fn integrations(routing: &str) -> Vec<Integration> {
+        Integration::all(&mixmon_rules::routes::parse("test", routing).unwrap())
+    }
+
+    const ROUTING: &str = "route:\n  receiver: critical\nreceivers:\n  - name: critical\n    pagerduty_configs:\n      - routing_key: k\n    slack_configs:\n      - api_url: http://s\n";
+
+    #[test]
+    fn pagerduty_gets_one_event_per_changed_alert_with_a_stable_id_and_slack_one_message() {
+        let [pagerduty, slack] = <[Integration; 2]>::try_from(integrations(ROUTING)).unwrap();
+        let (old, new, gone) = (notice("edge", true), notice("ap", true), notice("us-west", false));
+        let flush = flush(vec![old.clone(), new.clone(), gone.clone()], &[&new, &gone]);
+        let events = deliveries(&pagerduty, &flush, &settings(), 5_000);
+        let ids: Vec<&str> = events.iter().map(|d| d.id.as_str()).collect();
+        let key = |n: &Notice| mixmon_notify::pagerduty::dedup_key(n);
+        assert_eq!(
+            ids,
+            [
+                format!("critical/pagerduty/0/{}/trigger", key(&new)),
+                format!("critical/pagerduty/0/{}/resolve", key(&gone))
+            ]
+        );
+        assert!(events.iter().all(|d| d.notification.alerts.len() == 1 && d.notification.external_url == "http://q"));
+        assert_eq!(deliveries(&pagerduty, &flush, &settings(), 9_000)[0].id, events[0].id, "decided twice, one entry");
+        // Slack does not send resolves unless asked (Alertmanager's default): the firing ones.
+        let message = deliveries(&slack, &flush, &settings(), 5_000);
+        assert_eq!(message.len(), 1);
+        assert_eq!(message[0].notification.alerts, [old, new]);
+        assert_eq!(message[0].reason, Some(FlushReason::Changed));
+        let only_resolves = super::tests::flush(vec![gone.clone()], &[&gone]);
+        assert!(deliveries(&slack, &only_resolves, &settings(), 5_000).is_empty());
+    }
+
+    #[test]
+    fn a_backlog_folds_into_one_digest_that_names_every_alert() {
+        let [_, slack] = <[Integration; 2]>::try_from(integrations(ROUTING)).unwrap();
+        let backlog: Vec<Delivery> = (0..5)
+            .flat_map(|i| deliveries(&slack, &flush(vec![notice(&format!("e{i}"), true)], &[]), &settings(), 100 + i))
+            .collect();
+        let digest = fold(&backlog, 200).unwrap();
+        assert_eq!(digest.folded, 5);
+        assert_eq!(digest.notification.alerts.len(), 5);
+        assert_eq!(digest.created_ms, 100, "as old as the oldest it folds");
+        assert_eq!(fold(&backlog, 300).unwrap().id, digest.id, "the same backlog, the same digest");
+        assert!(fold(&[], 0).is_none());
     }
 }
