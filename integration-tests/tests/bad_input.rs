@@ -14,6 +14,30 @@ fn dead_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// One rule for every service: beyond loopback, no listener without a token, unless the
+/// operator says `--insecure-no-auth`; a token from both places, or a blank one, is refused.
+#[test]
+fn no_service_listens_beyond_loopback_without_a_token() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    for (binary, listener) in [("mixmon-aggregator", "the control plane"), ("mixmon-query", "the query API")] {
+        let (code, log) = run_to_exit(binary, &["--listen".into(), "0.0.0.0:0".into()])?;
+        ensure!(code != 0, "{binary} listened on 0.0.0.0 without a token:\n{log}");
+        ensure!(
+            log.contains(&format!("refusing to serve {listener} on 0.0.0.0:")) && log.contains("--insecure-no-auth"),
+            "{binary}: {log}"
+        );
+        let token = write(dir.path(), "token", "t0ken\n")?;
+        let config = write(
+            dir.path(),
+            &format!("{binary}.toml"),
+            &format!("[auth]\ntoken = \"inline\"\ntoken_file = \"{}\"\n", token.display()),
+        )?;
+        let (code, log) = run_to_exit(binary, &["--config".into(), config.display().to_string()])?;
+        ensure!(code != 0 && log.contains("set only one of auth.token and auth.token_file"), "{binary}: {log}");
+    }
+    Ok(())
+}
+
 #[test]
 fn a_malformed_config_is_refused_naming_the_file_and_the_key() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

@@ -12,12 +12,14 @@
 
 pub mod process;
 mod secret;
+pub mod startup;
 
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
 pub use secret::Secret;
+pub use startup::AuthConfig;
 
 pub const ENV_PREFIX: &str = "MIXMON_";
 

@@ -19,7 +19,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use mixmon_config::Secret;
 use mixmon_store::StoreConfig;
 use serde::Deserialize;
 
@@ -137,25 +136,8 @@ fn default_listen() -> String {
     "127.0.0.1:50051".into()
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Bearer token probers must send; prefer `token_file` or `MIXMON_AUTH__TOKEN`.
-    pub token: Option<Secret>,
-    pub token_file: Option<PathBuf>,
-}
-
-impl AuthConfig {
-    pub fn resolve(&self) -> Result<Option<Secret>, String> {
-        match (&self.token, &self.token_file) {
-            (Some(token), _) => Ok(Some(token.clone())),
-            (None, Some(path)) => {
-                Secret::from_file(path).map(Some).map_err(|e| format!("auth.token_file {}: {e}", path.display()))
-            }
-            (None, None) => Ok(None),
-        }
-    }
-}
+/// `[auth]`: the token probers must send (`token_file`, or `MIXMON_AUTH__TOKEN`).
+pub use mixmon_config::AuthConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use mixmon_aggregator::{catalogue::HEALTH_CHECK_INTERVAL, reload, AggregatorConfig, CatalogueHandle, ServeOptions};
+use mixmon_config::startup;
 
 #[derive(Parser)]
 #[command(version, about = "mixmon aggregator: control plane, ingestion and rollups")]
@@ -39,18 +40,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     config.alerting.validate().map_err(anyhow::Error::msg)?;
     let token = config.auth.resolve().map_err(anyhow::Error::msg)?;
     let listen = args.listen.unwrap_or(config.listen);
-    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
+    let how = "set auth.token_file (or MIXMON_AUTH__TOKEN)";
+    let listener = startup::bind_guarded(&listen, token.as_ref(), args.insecure_no_auth, "the control plane", how)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let address = listener.local_addr()?;
-    if token.is_none() && !address.ip().is_loopback() && !args.insecure_no_auth {
-        anyhow::bail!(
-            "refusing to listen on {address} without a prober token: set auth.token_file (or MIXMON_AUTH__TOKEN), or pass --insecure-no-auth"
-        );
-    }
     let store = mixmon_store::open(&config.store).await.context("opening the store")?;
     tracing::info!(%address, checks = catalogue.checks.len(), version = catalogue.version, "aggregator listening");
     if let Some(path) = &args.ready_file {
-        mixmon_config::process::write_ready_file(path, &format!("{{\"grpc\":\"{address}\"}}"))
-            .with_context(|| format!("writing {}", path.display()))?;
+        startup::announce(path, &[("grpc", address)]).with_context(|| format!("writing {}", path.display()))?;
     }
     let handle = CatalogueHandle::with_assignments(catalogue, assignments);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

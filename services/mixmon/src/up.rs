@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use mixmon_aggregator::config::{CheckConfig, CheckType};
 use mixmon_aggregator::{AggregatorConfig, Catalogue, CatalogueHandle, ServeOptions};
-use mixmon_config::Secret;
+use mixmon_config::{startup, Secret};
 use mixmon_prober::config::{AggregatorConfig as UplinkConfig, IdentityConfig};
 use mixmon_prober::ProberConfig;
 use mixmon_store::{MemoryStore, Store};
@@ -108,14 +108,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let query_listener = bind(&args.query_addr, "--query-addr").await?;
     let query_addr = query_listener.local_addr()?;
-    if !query_addr.ip().is_loopback() && query_token.is_none() {
-        bail!("the query API would listen on {query_addr} without a token: set MIXMON_QUERY_TOKEN or use a loopback address");
-    }
+    startup::refuse_unguarded(query_addr, query_token.is_some(), false, "the query API", "set MIXMON_QUERY_TOKEN")
+        .map_err(anyhow::Error::msg)?;
     let grpc_listener = bind(&args.grpc_addr, "--grpc-addr").await?;
     let grpc_addr = grpc_listener.local_addr()?;
-    if !grpc_addr.ip().is_loopback() {
-        bail!("mixmon up runs its control plane without a prober token, so --grpc-addr must be a loopback address");
-    }
+    // `mixmon up` has no prober token: its control plane stays on loopback.
+    startup::refuse_unguarded(grpc_addr, false, false, "the control plane", "mixmon up has no prober token")
+        .map_err(anyhow::Error::msg)?;
 
     let (sim, catalogue, regions): (Option<mixmon_mixer_sim::SimHandle>, _, _) = if args.demo {
         let admin_addr: SocketAddr =
