@@ -15,9 +15,11 @@ mod auth;
 mod body;
 mod catalog;
 mod compute;
+pub mod config;
 mod error;
 mod figure_query;
 mod filter;
+mod limits;
 mod metric;
 mod query;
 mod receivers;
@@ -45,6 +47,7 @@ use mixmon_sli::figure;
 
 pub use error::QueryError;
 pub use figure::FigureMetric;
+pub use limits::{DEFAULT_MAX_CONCURRENT, DEFAULT_REQUEST_TIMEOUT};
 pub use metric::Metric;
 pub use status::{mixer_snapshot, status_snapshot, EndpointStatus, MixerStatus};
 
@@ -59,6 +62,10 @@ pub struct QueryOptions {
     /// Most datapoints one `/query` may answer (series x points, tables counting one per row),
     /// checked before any data is read.
     pub max_datapoints: usize,
+    /// Requests served at once; past it a request is shed with 503 and `Retry-After`.
+    pub max_concurrent: usize,
+    /// Longest a request may run before it is stopped with 503.
+    pub request_timeout: std::time::Duration,
 }
 
 /// Far above a real dashboard panel (50 series x 1 700 points is 85 000), far below what
@@ -67,7 +74,13 @@ pub const DEFAULT_MAX_DATAPOINTS: usize = 500_000;
 
 impl Default for QueryOptions {
     fn default() -> Self {
-        QueryOptions { auth_token: None, health: HealthThresholds::default(), max_datapoints: DEFAULT_MAX_DATAPOINTS }
+        QueryOptions {
+            auth_token: None,
+            health: HealthThresholds::default(),
+            max_datapoints: DEFAULT_MAX_DATAPOINTS,
+            max_concurrent: limits::DEFAULT_MAX_CONCURRENT,
+            request_timeout: limits::DEFAULT_REQUEST_TIMEOUT,
+        }
     }
 }
 
@@ -87,6 +100,11 @@ const POINT_CACHE_HOURS: usize = 4_096;
 /// The whole HTTP API. No route redirects, and every answer, errors and unknown routes
 /// included, is JSON.
 pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
+    let limits = limits::Limits {
+        in_flight: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent.max(1))),
+        max_concurrent: options.max_concurrent.max(1),
+        timeout: options.request_timeout,
+    };
     let state = AppState {
         store,
         options: Arc::new(options),
@@ -118,6 +136,8 @@ pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        // Outermost: a shed request costs nothing, not even its authentication.
+        .layer(middleware::from_fn_with_state(limits, limits::enforce))
         .with_state(state)
 }
 
