@@ -257,10 +257,10 @@ fn regex_escape(text: &str) -> String {
     text.chars().flat_map(|c| if c.is_ascii_alphanumeric() || c == '_' { vec![c] } else { vec!['\\', c] }).collect()
 }
 
-/// Marks every firing alert with the alerts that mute it: for the routing file's inhibit rules
-/// the firing alerts (Alertmanager's meaning); for the rules file's `inhibits` relations also a
-/// pending one, so the alert that explains an outage pages instead of a symptom that happens
-/// to fire first (a total outage burns the budget 14.4x before ServiceDown's `for` is up).
+/// Marks every firing alert with the alerts that mute it, by the rules file's `inhibits`
+/// relations and the routing file's inhibit rules. Unlike Alertmanager, a pending source mutes
+/// too, so the alert that explains an outage pages instead of a symptom that happens to fire
+/// first (a total outage burns the budget 14.4x before ServiceDown's `for` is up).
 /// Muting by an alert that fired sticks to the episode: muted while it fires, an alert stays
 /// muted until it resolves, even after what muted it resolved first (a budget still burning
 /// for minutes after its outage, whose page was the outage's), so a recovery never pages.
@@ -269,13 +269,12 @@ fn mark_inhibited(rules: &RuleSet, routing: &[InhibitRule], instances: &mut BTre
     let sources = |states: &[AlertState]| -> Vec<LabelSet> {
         instances.values().filter(|i| states.contains(&i.state) && !i.event).map(|i| i.labels.clone()).collect()
     };
-    let firing = sources(&[AlertState::Firing]);
     let pending_or_firing = sources(&[AlertState::Firing, AlertState::Pending]);
     let targets: Vec<Fingerprint> = instances.keys().copied().collect();
     let target_labels: Vec<LabelSet> =
         targets.iter().filter_map(|fp| instances.get(fp)).map(|i| i.labels.clone()).collect();
     let by_relation = mixmon_model::alert::inhibited_by(&relations, &target_labels, &pending_or_firing);
-    let by_routing = mixmon_model::alert::inhibited_by(routing, &target_labels, &firing);
+    let by_routing = mixmon_model::alert::inhibited_by(routing, &target_labels, &pending_or_firing);
     let fired: BTreeSet<Fingerprint> = instances
         .iter()
         .filter(|(_, i)| matches!(i.state, AlertState::Firing | AlertState::Resolved))
@@ -354,5 +353,17 @@ mod tests {
         instances.remove(&service_down);
         mark_inhibited(&rules, &[], &mut instances);
         assert!(!muted(&instances, "ErrorBudgetBurnFast"));
+
+        // The shipped routing file's rules hold while their source is pending too: a region
+        // going down mutes the global fronts' burn rates before RegionalFailure's `for` is up.
+        let routing = mixmon_rules::routes::shipped().unwrap().inhibit_rules;
+        let mut region = instance("RegionalFailure", AlertState::Pending);
+        region.labels = LabelSet::new().with(ALERTNAME, "RegionalFailure").with("region", "eu-west");
+        let mut api = instance("ErrorBudgetBurnFast", AlertState::Firing);
+        api.labels = LabelSet::new().with(ALERTNAME, "ErrorBudgetBurnFast").with("endpoint", "api");
+        let mut instances: BTreeMap<Fingerprint, AlertInstance> =
+            [region, api].into_iter().map(|i| (i.fingerprint(), i)).collect();
+        mark_inhibited(&rules, &routing, &mut instances);
+        assert!(muted(&instances, "ErrorBudgetBurnFast"));
     }
 }

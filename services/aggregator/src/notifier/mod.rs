@@ -102,7 +102,7 @@ pub async fn run(
                 if let Some(state) = leading.as_mut() {
                     let routing = rules.borrow().routing.clone();
                     if let Some(routing) = routing {
-                        match tick(store.as_ref(), &lease, &routing, &settings, state).await {
+                        match tick(&store, &lease, &routing, &settings, state).await {
                             Ok(()) => last_warning = None,
                             Err(Step::Fenced) => {
                                 tracing::warn!("another replica leads now; the notifier stands down");
@@ -166,12 +166,13 @@ async fn take_over(store: &dyn Store, lease: &Lease) -> Option<Leading> {
 }
 
 async fn tick(
-    store: &dyn Store,
+    shared: &Arc<dyn Store>,
     lease: &Lease,
     routing: &Routing,
     settings: &NotifierSettings,
     state: &mut Leading,
 ) -> Result<(), Step> {
+    let store = shared.as_ref();
     let now = unix_ms();
     let integrations: BTreeMap<String, Integration> =
         Integration::all(routing).into_iter().map(|i| (i.name.clone(), i)).collect();
@@ -189,7 +190,7 @@ async fn tick(
     let changed = dispatch_step(store, lease, routing, settings, &integrations, &alerts, &outbox, state, now).await?;
 
     let outbox = if changed { store.read_outbox().await.map_err(store_error)? } else { outbox };
-    send_step(store, lease, &integrations, outbox, state, now).await?;
+    send_step(shared, lease, &integrations, outbox, state, now).await?;
 
     let forward_due =
         now - state.last_forward_ms >= i64::try_from(settings.forward_every.as_millis()).unwrap_or(30_000);
@@ -425,13 +426,14 @@ async fn settle(store: &dyn Store, lease: &Lease, state: &mut Leading, now: i64)
 /// Folds backlogs into digests, then starts one send job per integration with what its limit
 /// allows now.
 async fn send_step(
-    store: &dyn Store,
+    shared: &Arc<dyn Store>,
     lease: &Lease,
     integrations: &BTreeMap<String, Integration>,
     outbox: Vec<Delivery>,
     state: &mut Leading,
     now: i64,
 ) -> Result<(), Step> {
+    let store = shared.as_ref();
     let unsettled: HashSet<&str> = state.unsettled.iter().map(|(d, _, _)| d.id.as_str()).collect();
     let mut due: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
     let mut orphans = Vec::new();
@@ -499,14 +501,17 @@ async fn send_step(
         if batch.is_empty() {
             continue;
         }
-        let integration = integration.clone();
-        state.in_flight.insert(name, tokio::spawn(send_batch(integration, batch)));
+        let job = send_batch(integration.clone(), batch, shared.clone(), lease.clone());
+        state.in_flight.insert(name, tokio::spawn(job));
     }
     Ok(())
 }
 
 /// Sends one integration's batch in order; after a receiver says to wait, the rest wait too.
-async fn send_batch(integration: Integration, batch: Vec<Delivery>) -> Sent {
+/// A delivery the receiver has answered for good leaves the outbox at once (fenced), so a
+/// replica killed after the answer repeats a notification only when the kill falls within
+/// that one write; the loop still records the answer in the integration's record.
+async fn send_batch(integration: Integration, batch: Vec<Delivery>, store: Arc<dyn Store>, lease: Lease) -> Sent {
     let mut sent = Vec::with_capacity(batch.len());
     let mut waiting = false;
     for delivery in batch {
@@ -516,6 +521,10 @@ async fn send_batch(integration: Integration, batch: Vec<Delivery>) -> Sent {
         }
         let answer = integration.send(&delivery, unix_ms()).await;
         waiting = matches!(answer, Answer::Retry { .. });
+        if !waiting {
+            // A failure here leaves it to the loop's settle, which removes it as well.
+            let _ = store.settle_deliveries(&lease, std::slice::from_ref(&delivery.id), &[], &[]).await;
+        }
         sent.push((delivery, Some(answer), unix_ms()));
     }
     sent
