@@ -47,19 +47,14 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn instance(state: AlertState) -> AlertInstance {
+        let labels = LabelSet::new().with(ALERTNAME, "ServiceDown").with("endpoint", "edge");
         AlertInstance {
-            labels: LabelSet::new().with(ALERTNAME, "ServiceDown").with("endpoint", "edge"),
             annotations: BTreeMap::from([("summary".to_string(), "edge down".to_string())]),
             state,
-            value: Some(1.0),
             active_at_ms: Some(0),
-            fired_at_ms: Some(60_000),
             resolved_at_ms: (state == AlertState::Resolved).then_some(120_000),
-            last_bad_ms: None,
             updated_at_ms: 120_000,
-            event: false,
-            inhibited_by: Vec::new(),
-            silenced_by: Vec::new(),
+            ..AlertInstance::firing(labels, 60_000)
         }
     }
 

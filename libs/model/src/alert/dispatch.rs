@@ -318,19 +318,12 @@ mod tests {
     const WARNING: GroupTiming = GroupTiming { wait_ms: 10_000, interval_ms: 60_000, repeat_ms: 4 * 3_600_000 };
 
     fn alert(endpoint: &str, severity: &str, state: AlertState, fired_at: i64) -> AlertInstance {
+        let labels = LabelSet::new().with(ALERTNAME, "ServiceDown").with("endpoint", endpoint).with(SEVERITY, severity);
         AlertInstance {
-            labels: LabelSet::new().with(ALERTNAME, "ServiceDown").with("endpoint", endpoint).with(SEVERITY, severity),
-            annotations: BTreeMap::new(),
             state,
-            value: Some(1.0),
             active_at_ms: Some(fired_at - 60_000),
-            fired_at_ms: Some(fired_at),
             resolved_at_ms: (state == AlertState::Resolved).then_some(fired_at + 5_000),
-            last_bad_ms: Some(fired_at),
-            updated_at_ms: fired_at,
-            event: false,
-            inhibited_by: Vec::new(),
-            silenced_by: Vec::new(),
+            ..AlertInstance::firing(labels, fired_at)
         }
     }
 

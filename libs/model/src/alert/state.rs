@@ -94,6 +94,25 @@ pub struct AlertInstance {
 }
 
 impl AlertInstance {
+    /// An instance that fired at `fired_at_ms` (active since then), not muted: a starting
+    /// point for tests, fixtures and events.
+    pub fn firing(labels: LabelSet, fired_at_ms: i64) -> AlertInstance {
+        AlertInstance {
+            labels,
+            annotations: BTreeMap::new(),
+            state: AlertState::Firing,
+            value: None,
+            active_at_ms: Some(fired_at_ms),
+            fired_at_ms: Some(fired_at_ms),
+            resolved_at_ms: None,
+            last_bad_ms: Some(fired_at_ms),
+            updated_at_ms: fired_at_ms,
+            event: false,
+            inhibited_by: Vec::new(),
+            silenced_by: Vec::new(),
+        }
+    }
+
     pub fn fingerprint(&self) -> Fingerprint {
         self.labels.fingerprint()
     }

@@ -304,20 +304,8 @@ mod tests {
     use super::*;
 
     fn instance(name: &str, state: AlertState) -> AlertInstance {
-        AlertInstance {
-            labels: LabelSet::new().with(ALERTNAME, name).with("endpoint", "edge"),
-            annotations: BTreeMap::new(),
-            state,
-            value: None,
-            active_at_ms: Some(0),
-            fired_at_ms: Some(0),
-            resolved_at_ms: None,
-            last_bad_ms: None,
-            updated_at_ms: 0,
-            event: false,
-            inhibited_by: Vec::new(),
-            silenced_by: Vec::new(),
-        }
+        let labels = LabelSet::new().with(ALERTNAME, name).with("endpoint", "edge");
+        AlertInstance { state, ..AlertInstance::firing(labels, 0) }
     }
 
     fn muted(instances: &BTreeMap<Fingerprint, AlertInstance>, name: &str) -> bool {

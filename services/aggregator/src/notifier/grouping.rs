@@ -50,20 +50,10 @@ mod tests {
     use mixmon_model::alert::{LabelSet, ALERTNAME, SEVERITY};
 
     fn alert(name: &str, severity: &str, endpoint: &str) -> AlertInstance {
-        AlertInstance {
-            labels: LabelSet::new().with(ALERTNAME, name).with(SEVERITY, severity).with("endpoint", endpoint),
-            annotations: Default::default(),
-            state: AlertState::Firing,
-            value: None,
-            active_at_ms: Some(0),
-            fired_at_ms: Some(0),
-            resolved_at_ms: None,
-            last_bad_ms: None,
-            updated_at_ms: 0,
-            event: false,
-            inhibited_by: Vec::new(),
-            silenced_by: Vec::new(),
-        }
+        AlertInstance::firing(
+            LabelSet::new().with(ALERTNAME, name).with(SEVERITY, severity).with("endpoint", endpoint),
+            0,
+        )
     }
 
     #[test]
