@@ -8,7 +8,7 @@ usage() {
     echo "usage: scripts/bench.sh NAME"
     echo "  probe       HTTP probes side by side with prometheus-blackbox-exporter (installed if missing): CPU, rate, overshoot, RSS (100 checks + 23 scraped mixer pods)"
     echo "  quantiles   latency-sketch accuracy vs exact quantiles (4 distributions, merged over 4 regions x 60 min)"
-    echo "  ingest      results/s through sort_batch + apply_batch into a real redis-server [seconds, default 30]"
+    echo "  ingest      results/s through sort_batch + apply_batch into a real redis-server, then through a release aggregator's gRPC stream from 500 prober connections flushing every 200 ms [seconds, default 30]"
     echo "  faults      zero-loss fault scenarios with real processes (aggregator outage [seconds, default 60], prober SIGKILL, redis restart, failover, WAL growth)"
     echo "  detect      alert detection: endpoint killed to ServiceDown, resolve, region cut (false pages), leader kill (duplicates, failover), rule evaluation time [runs, default 3]"
     echo "  notify      notifications: page and resolve latency, one region down, 100 fire/resolve cycles through SIGKILLs and a Redis restart, a 500-transition storm against Slack's limit [runs, default 3] [cycles, default 100]"
@@ -30,6 +30,10 @@ case "${1:-}" in
         ;;
     ingest)
         cargo run --quiet --release --locked -p mixmon-bench --bin ingest -- "${2:-30}"
+        # Then through the real gRPC stream of a release aggregator process, at the probers'
+        # flush pattern.
+        cargo build --quiet --release --locked -p mixmon-aggregator -p mixmon-bench --bin mixmon-aggregator --bin ingest_grpc
+        "${CARGO_TARGET_DIR:-target}/release/ingest_grpc" "${2:-20}"
         ;;
     query)
         cargo run --quiet --release --locked -p mixmon-bench --bin query
