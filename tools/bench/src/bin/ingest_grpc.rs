@@ -56,7 +56,7 @@ fn batch(prober: usize, seq: u64, results: usize) -> pb::ResultBatch {
     let now = unix_ms();
     let results = (0..results)
         .map(|i| {
-            let failed = (seq as usize + i) % 97 == 0;
+            let failed = (seq as usize + i).is_multiple_of(97);
             pb::ProbeResult {
                 check_id: ENDPOINTS[(prober + i) % ENDPOINTS.len()].to_string(),
                 started_at_ms: now - 1_000 + i as i64,
