@@ -4,8 +4,8 @@
 //! answer as those APIs do (Slack: 429 with `Retry-After` past one message a second beyond a
 //! burst of three), a webhook sink and a real SMTP server (aiosmtpd).
 //!
-//! 1. Latency, with the shipped rules and the shipped critical route's timers (`group_wait`
-//!    0 s): `page_s` (the `edge` endpoint killed to the PagerDuty stand-in accepting the
+//! 1. Latency, after five minutes of healthy history, with the shipped rules and the
+//!    shipped critical route's timers (`group_wait` 0 s): `page_s` (the `edge` endpoint killed to the PagerDuty stand-in accepting the
 //!    ServiceDown trigger) and `resolve_notify_s` (the fault cleared to the resolve accepted),
 //!    medians of RUNS, and `endpoint_down_pages` (the most PagerDuty triggers one outage
 //!    caused, want 1); before them, one region down for 90 s: `region_down_pages` (PagerDuty
@@ -24,7 +24,7 @@
 //!    second), `retry_after_honoured` (1 when Slack's first storm answer was a 429 with
 //!    `Retry-After: 2` and no request came before it had passed).
 //!
-//! Usage: `notify [RUNS] [CYCLES]` (defaults 3 and 100).
+//! Usage: `notify [RUNS] [CYCLES]` (defaults 3 and 100; CYCLES 0 runs part 1 only).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -41,6 +41,7 @@ use serde_json::{json, Value};
 const POLL: Duration = Duration::from_millis(100);
 const SMTP_PASSWORD: &str = "bench-password";
 const ENDPOINTS: [&str; 6] = ["us-west", "us-east", "eu-west", "ap", "edge", "api"];
+const WARM_UP: Duration = Duration::from_secs(300);
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -98,6 +99,9 @@ async fn main() -> anyhow::Result<()> {
     }
     drop(latency_fleet);
 
+    if cycles == 0 {
+        return Ok(()); // latency only
+    }
     let receivers = Receivers::start().await?;
     let mut crash_fleet = fleet(&receivers, &smtp, Some(scaled_rules(60)?)).await?;
     if let Err(error) = crash_safety(&mut crash_fleet, &receivers, cycles).await {
@@ -115,8 +119,11 @@ async fn main() -> anyhow::Result<()> {
 
 async fn latency(fleet: &Fleet, receivers: &Receivers, runs: usize) -> anyhow::Result<()> {
     let admin = fleet.admin.clone();
-    // Every prober reporting, and a minute of healthy history.
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    // Every prober reporting, and five minutes of healthy history: a fleet younger than that
+    // has so few probes in its burn windows that a global front's partial failure (edge and
+    // api are served by every region) burns 14.4x within seconds, before RegionalFailure is
+    // pending; with an hour of history it takes minutes, long after RegionalFailure fired.
+    tokio::time::sleep(WARM_UP).await;
     // One region down: one page.
     let seen = receivers.accepted("/pagerduty").len();
     send("PUT", &format!("{admin}/faults/regions/eu-west"), &json!({"down": true})).await?;
