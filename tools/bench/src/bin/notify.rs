@@ -87,7 +87,7 @@ async fn fleet(receivers: &Receivers, smtp: &SmtpSink, rules: Option<String>) ->
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let runs: usize = args.next().map(|r| r.parse()).transpose()?.unwrap_or(3).max(1);
-    let cycles: usize = args.next().map(|r| r.parse()).transpose()?.unwrap_or(100).max(1);
+    let cycles: usize = args.next().map(|r| r.parse()).transpose()?.unwrap_or(100);
     let smtp = SmtpSink::start(SMTP_PASSWORD).await?;
     std::env::set_var("SMTP_PASSWORD", SMTP_PASSWORD);
     std::env::set_var("SSL_CERT_FILE", &smtp.cert);
