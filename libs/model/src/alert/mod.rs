@@ -30,7 +30,7 @@ pub use matcher::{matches_all, MatchOp, Matcher, MatcherError};
 pub use notice::{Notice, Notification};
 pub use quorum::{endpoint_view, isolated_probers, EndpointView, LatestObservation, QuorumSpec, RegionView};
 pub use route::{GroupBy, Route, TimeInterval, TimeSpec};
-pub use rule::{Comparison, Condition, EventKind, MaintenanceWindow, Rule, RuleSet, Scope, WindowStat};
+pub use rule::{Comparison, Condition, EventKind, MaintenanceWindow, MutingTail, Rule, RuleSet, Scope, WindowStat};
 pub use silence::{silenced_by, Silence, SilenceMatcher, SilenceState};
 pub use state::{AlertInstance, AlertState, AlertTransition, Notify, Severity};
 pub use template::{Template, TemplateError};

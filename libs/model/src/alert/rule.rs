@@ -193,9 +193,50 @@ pub struct Rule {
     pub inhibits_equal: Vec<String>,
 }
 
+/// One SLI minute: what a per-minute signal can lag behind the probes by (the minute is
+/// folded when it closes).
+const SLI_MINUTE_MS: i64 = 60_000;
+
+/// How an alert muted by a cause relates to the cause's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MutingTail {
+    /// The alert reads a window that still holds the outage after the cause resolved (a burn
+    /// rate): muted by a cause that fired, it stays muted to the end of its own episode, and
+    /// it is the cause's tail if it starts within this long of the cause's resolve.
+    Episode { starts_within_ms: i64 },
+    /// The alert reads the present: it is muted for this long after the cause resolved (the
+    /// time it would need to fire afresh), then pages if it still holds.
+    For { ms: i64 },
+}
+
+impl MutingTail {
+    pub fn ms(self) -> i64 {
+        match self {
+            MutingTail::Episode { starts_within_ms } => starts_within_ms,
+            MutingTail::For { ms } => ms,
+        }
+    }
+}
+
 impl Rule {
     pub fn severity(&self) -> Option<Severity> {
         self.labels.get(SEVERITY).and_then(|s| Severity::parse(s))
+    }
+
+    /// How long this rule's alerts remain a cause's symptoms after the cause resolved: what
+    /// its condition looks back over, plus its `for`, plus one SLI minute of fold lag.
+    pub fn muting_tail(&self) -> MutingTail {
+        let for_ms = i64::try_from(self.timing.for_ms).unwrap_or(i64::MAX);
+        let minutes = |m: u32| i64::from(m) * 60_000;
+        let lag = |looked_back: i64| looked_back.saturating_add(for_ms).saturating_add(SLI_MINUTE_MS);
+        match &self.condition {
+            Condition::BurnRate { windows, .. } => {
+                let short = windows.iter().map(|w| minutes(w.short_minutes)).max().unwrap_or(0);
+                MutingTail::Episode { starts_within_ms: lag(short) }
+            }
+            Condition::Threshold { window_minutes, .. } => MutingTail::For { ms: lag(minutes(*window_minutes)) },
+            _ => MutingTail::For { ms: lag(0) },
+        }
     }
 
     /// The labels of the rule's alert for one instance: the instance's labels, then the
@@ -284,5 +325,38 @@ mod tests {
         assert_eq!(labels.get(ALERTNAME), "ServiceDown");
         assert_eq!(rule.render_annotations(&labels, Some(3.0))["summary"], "eu-west down from 3 regions");
         assert_eq!(rule.severity(), Some(Severity::Critical));
+    }
+
+    #[test]
+    fn a_symptom_reading_a_window_is_the_tail_of_its_cause_for_that_window() {
+        let rule = |condition: Condition, for_ms: u64| Rule {
+            name: "R".into(),
+            group: "g".into(),
+            expr: String::new(),
+            condition,
+            scope: Scope::Endpoint,
+            matchers: vec![],
+            timing: Timing::new(for_ms, 0),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            inhibits: vec![],
+            inhibits_equal: vec![],
+        };
+        let down = rule(Condition::EndpointDown { quorum: QuorumSpec::default() }, 60_000);
+        assert_eq!(down.muting_tail(), MutingTail::For { ms: 120_000 }, "its `for` and one SLI minute");
+        let latency = Condition::Threshold {
+            metric: "latency_p95".into(),
+            stat: WindowStat::Default,
+            window_minutes: 1,
+            op: Comparison::Greater,
+            threshold: 100.0,
+        };
+        assert_eq!(rule(latency, 120_000).muting_tail(), MutingTail::For { ms: 240_000 });
+        let burn = Condition::BurnRate {
+            objective: Objective { ppm: 999_000 },
+            windows: crate::alert::burn::PAGE_WINDOWS.to_vec(),
+        };
+        // The 6x-over-30-minutes pair still sees a five-minute outage half an hour later.
+        assert_eq!(rule(burn, 0).muting_tail(), MutingTail::Episode { starts_within_ms: 31 * 60_000 });
     }
 }

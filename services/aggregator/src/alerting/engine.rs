@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use mixmon_model::alert::machine::{self, event, expire_event};
 use mixmon_model::alert::{
     AlertInstance, AlertState, AlertTransition, Condition, EventKind, Fingerprint, InhibitRule, LabelSet, MatchOp,
-    Matcher, Notify, Observation, Rule, RuleSet, Verdict, ALERTNAME, SEVERITY,
+    Matcher, MutingTail, Notify, Observation, Rule, RuleSet, Verdict, ALERTNAME, SEVERITY,
 };
 
 use super::inputs::Inputs;
@@ -128,7 +128,8 @@ impl Engine {
         }
 
         self.raise_events(rules, inputs, &mut next, &mut transitions);
-        mark_inhibited(rules, routing_inhibits, &mut next);
+        self.remember_causes(&mut next);
+        mark_inhibited(rules, routing_inhibits, &mut next, now);
         for instance in next.values_mut() {
             instance.silenced_by = if instance.state == AlertState::Firing {
                 mixmon_model::alert::silenced_by(&inputs.silences, &instance.labels, now)
@@ -168,6 +169,24 @@ impl Engine {
         }
         if let Some(instance) = step.instance {
             next.insert(instance.fingerprint(), instance);
+        }
+    }
+
+    /// A resolved cause past its retention is kept while an alert it muted still fires with
+    /// it: a burn rate's episode can outlast the retention by hours, and must stay muted.
+    fn remember_causes(&self, next: &mut BTreeMap<Fingerprint, AlertInstance>) {
+        let still_muting: BTreeSet<Fingerprint> = self
+            .instances
+            .values()
+            .filter(|i| next.get(&i.fingerprint()).is_some_and(|now| now.state == AlertState::Firing))
+            .flat_map(|i| i.inhibited_by.iter().copied())
+            .collect();
+        for cause in still_muting {
+            if let (Some(old), false) = (self.instances.get(&cause), next.contains_key(&cause)) {
+                if old.state == AlertState::Resolved {
+                    next.insert(cause, old.clone());
+                }
+            }
         }
     }
 
@@ -258,42 +277,69 @@ fn regex_escape(text: &str) -> String {
 }
 
 /// Marks every firing alert with the alerts that mute it, by the rules file's `inhibits`
-/// relations and the routing file's inhibit rules. Unlike Alertmanager, a pending source mutes
-/// too, so the alert that explains an outage pages instead of a symptom that happens to fire
-/// first (a total outage burns the budget 14.4x before ServiceDown's `for` is up).
-/// Muting by an alert that fired sticks to the episode: muted while it fires, an alert stays
-/// muted until it resolves, even after what muted it resolved first (a budget still burning
-/// for minutes after its outage, whose page was the outage's), so a recovery never pages.
-fn mark_inhibited(rules: &RuleSet, routing: &[InhibitRule], instances: &mut BTreeMap<Fingerprint, AlertInstance>) {
-    let relations = relation_inhibits(rules);
-    let sources = |states: &[AlertState]| -> Vec<LabelSet> {
-        instances.values().filter(|i| states.contains(&i.state) && !i.event).map(|i| i.labels.clone()).collect()
-    };
-    let pending_or_firing = sources(&[AlertState::Firing, AlertState::Pending]);
-    let targets: Vec<Fingerprint> = instances.keys().copied().collect();
-    let target_labels: Vec<LabelSet> =
-        targets.iter().filter_map(|fp| instances.get(fp)).map(|i| i.labels.clone()).collect();
-    let by_relation = mixmon_model::alert::inhibited_by(&relations, &target_labels, &pending_or_firing);
-    let by_routing = mixmon_model::alert::inhibited_by(routing, &target_labels, &pending_or_firing);
+/// relations and the routing file's inhibit rules. Unlike Alertmanager:
+/// - a pending source mutes too, so the alert that explains an outage pages instead of a
+///   symptom that happens to fire first (a total outage burns the budget 14.4x before
+///   ServiceDown's `for` is up);
+/// - a source that fired keeps muting for its symptoms' tail after it resolved
+///   ([`MutingTail`]): a burn rate, which reads a window that still holds the outage, stays
+///   muted to the end of its episode and is muted if it starts within its window of the
+///   recovery, so a recovery never pages; an alert that reads the present (ServiceDown of an
+///   endpoint still down after its region came back) is muted only for its own `for` after
+///   the cause resolved, then pages.
+fn mark_inhibited(
+    rules: &RuleSet,
+    routing: &[InhibitRule],
+    instances: &mut BTreeMap<Fingerprint, AlertInstance>,
+    now: i64,
+) {
+    let inhibits: Vec<InhibitRule> = relation_inhibits(rules).into_iter().chain(routing.iter().cloned()).collect();
     let fired: BTreeSet<Fingerprint> = instances
         .iter()
         .filter(|(_, i)| matches!(i.state, AlertState::Firing | AlertState::Resolved))
         .map(|(fp, _)| *fp)
         .collect();
-    for ((fingerprint, mut by), routed) in targets.iter().zip(by_relation).zip(by_routing) {
-        by.extend(routed);
+    // The sources a symptom with this tail can still be muted by: pending, firing, or
+    // resolved within the tail. Few rules means few distinct tails.
+    let mut sources_within: BTreeMap<i64, Vec<LabelSet>> = BTreeMap::new();
+    let mut sources = |tail_ms: i64| -> Vec<LabelSet> {
+        sources_within
+            .entry(tail_ms)
+            .or_insert_with(|| {
+                instances
+                    .values()
+                    .filter(|i| !i.event)
+                    .filter(|i| match i.state {
+                        AlertState::Pending | AlertState::Firing => true,
+                        AlertState::Resolved => i.resolved_at_ms.is_some_and(|at| now - at <= tail_ms),
+                        AlertState::Inactive | AlertState::NoData => false,
+                    })
+                    .map(|i| i.labels.clone())
+                    .collect()
+            })
+            .clone()
+    };
+    let mut marks: Vec<(Fingerprint, Vec<Fingerprint>)> = Vec::new();
+    for (fingerprint, instance) in instances.iter() {
+        if instance.state != AlertState::Firing {
+            marks.push((*fingerprint, Vec::new()));
+            continue;
+        }
+        let tail = rules.rule(instance.alertname()).map(Rule::muting_tail).unwrap_or(MutingTail::For { ms: 0 });
+        let mut by =
+            mixmon_model::alert::inhibited_by(&inhibits, std::slice::from_ref(&instance.labels), &sources(tail.ms()))
+                .pop()
+                .unwrap_or_default();
+        if let MutingTail::Episode { .. } = tail {
+            by.extend(instance.inhibited_by.iter().filter(|source| fired.contains(source)));
+        }
         by.sort();
         by.dedup();
-        if let Some(instance) = instances.get_mut(fingerprint) {
-            instance.inhibited_by = match instance.state {
-                AlertState::Firing if by.is_empty() => {
-                    let mut kept = std::mem::take(&mut instance.inhibited_by);
-                    kept.retain(|source| fired.contains(source));
-                    kept
-                }
-                AlertState::Firing => by,
-                _ => Vec::new(),
-            };
+        marks.push((*fingerprint, by));
+    }
+    for (fingerprint, by) in marks {
+        if let Some(instance) = instances.get_mut(&fingerprint) {
+            instance.inhibited_by = by;
         }
     }
 }
@@ -321,14 +367,14 @@ mod tests {
                 .map(|i| (i.fingerprint(), i))
                 .collect();
         let service_down = instance("ServiceDown", AlertState::Pending).fingerprint();
-        mark_inhibited(&rules, &[], &mut instances);
+        mark_inhibited(&rules, &[], &mut instances, 0);
         assert!(muted(&instances, "ErrorBudgetBurnFast"), "ServiceDown is pending: it will page, not the burn");
 
         // ServiceDown fires, then resolves: the burn still fires, and stays muted.
         instances.get_mut(&service_down).unwrap().state = AlertState::Firing;
-        mark_inhibited(&rules, &[], &mut instances);
+        mark_inhibited(&rules, &[], &mut instances, 0);
         instances.get_mut(&service_down).unwrap().state = AlertState::Resolved;
-        mark_inhibited(&rules, &[], &mut instances);
+        mark_inhibited(&rules, &[], &mut instances, 0);
         assert!(muted(&instances, "ErrorBudgetBurnFast"), "a recovery does not page");
 
         // A cause that never fired (pending, then gone) explains nothing any more.
@@ -337,9 +383,9 @@ mod tests {
                 .into_iter()
                 .map(|i| (i.fingerprint(), i))
                 .collect();
-        mark_inhibited(&rules, &[], &mut instances);
+        mark_inhibited(&rules, &[], &mut instances, 0);
         instances.remove(&service_down);
-        mark_inhibited(&rules, &[], &mut instances);
+        mark_inhibited(&rules, &[], &mut instances, 0);
         assert!(!muted(&instances, "ErrorBudgetBurnFast"));
 
         // The shipped routing file's rules hold while their source is pending too: a region
@@ -351,7 +397,50 @@ mod tests {
         api.labels = LabelSet::new().with(ALERTNAME, "ErrorBudgetBurnFast").with("endpoint", "api");
         let mut instances: BTreeMap<Fingerprint, AlertInstance> =
             [region, api].into_iter().map(|i| (i.fingerprint(), i)).collect();
-        mark_inhibited(&rules, &routing, &mut instances);
+        mark_inhibited(&rules, &routing, &mut instances, 0);
         assert!(muted(&instances, "ErrorBudgetBurnFast"));
+    }
+
+    #[test]
+    fn a_resolved_cause_mutes_its_symptoms_for_their_tail_only() {
+        let rules = mixmon_rules::shipped().unwrap();
+        let routing = mixmon_rules::routes::shipped().unwrap().inhibit_rules;
+        let resolved_at = 1_000_000;
+        let mut region = instance("RegionalFailure", AlertState::Resolved);
+        region.labels = LabelSet::new().with(ALERTNAME, "RegionalFailure").with("region", "eu-west");
+        region.resolved_at_ms = Some(resolved_at);
+        let mut down = instance("ServiceDown", AlertState::Firing);
+        down.labels = LabelSet::new().with(ALERTNAME, "ServiceDown").with("region", "eu-west").with("endpoint", "eu");
+        let mut burn = instance("ErrorBudgetBurnFast", AlertState::Firing);
+        burn.labels = LabelSet::new().with(ALERTNAME, "ErrorBudgetBurnFast").with("endpoint", "api");
+        let mut instances: BTreeMap<Fingerprint, AlertInstance> =
+            [region, down, burn].into_iter().map(|i| (i.fingerprint(), i)).collect();
+
+        // A global front's burn that starts after the region came back is the outage's tail.
+        mark_inhibited(&rules, &routing, &mut instances, resolved_at + 60_000);
+        assert!(muted(&instances, "ErrorBudgetBurnFast"));
+        assert!(muted(&instances, "ServiceDown"), "within ServiceDown's own `for` of the recovery");
+
+        // Two minutes on, an endpoint of the region still down is news: it pages. The burn
+        // stays muted to the end of its episode.
+        mark_inhibited(&rules, &routing, &mut instances, resolved_at + 121_000);
+        assert!(!muted(&instances, "ServiceDown"));
+        assert!(muted(&instances, "ErrorBudgetBurnFast"));
+    }
+
+    #[test]
+    fn a_cause_past_its_retention_is_kept_while_a_burn_it_muted_fires() {
+        let cause = instance("ServiceDown", AlertState::Resolved);
+        let mut burn = instance("ErrorBudgetBurnFast", AlertState::Firing);
+        burn.inhibited_by = vec![cause.fingerprint()];
+        let engine = Engine::new(vec![cause.clone(), burn.clone()]);
+        let mut next = BTreeMap::from([(burn.fingerprint(), burn.clone())]);
+        engine.remember_causes(&mut next);
+        assert_eq!(next.get(&cause.fingerprint()), Some(&cause));
+
+        // Once the burn is over, the cause goes.
+        let mut next = BTreeMap::new();
+        engine.remember_causes(&mut next);
+        assert!(next.is_empty());
     }
 }
