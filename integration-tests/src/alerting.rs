@@ -4,10 +4,11 @@
 //! node's pods through the simulator's Kubernetes API). The alerting test and
 //! `scripts/bench.sh detect` both run it.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use mixmon_testkit::{http, ChildProcess, RedisServer};
+use mixmon_testkit::{http, ChildProcess, ProberConfig, RedisServer};
 use serde_json::Value;
 
 use crate::{start, start_query, start_with_ready_file, write, Service};
@@ -216,20 +217,16 @@ impl Fleet {
         let mut probers = Vec::new();
         let mut prober_configs = Vec::new();
         for (i, region) in REGIONS.iter().enumerate() {
-            let config = write(
-                dir.path(),
-                &format!("prober-{region}.toml"),
-                &format!(
-                    "[identity]\nid = \"prober-{region}\"\nregion = \"{region}\"\nnode = \"node-{region}-0\"\n\
-                     [aggregator]\naddresses = {addresses:?}\n[buffer]\ndir = \"{wal}\"\n\
-                     [probe]\nsource_ip = \"{ip}\"\n\
-                     [scrape]\ninterval_ms = 2000\ntimeout_ms = 1000\n\
+            let config = ProberConfig::new(region, &addresses)
+                .node(&format!("node-{region}-0"))
+                .buffer_dir(Path::new(&path(&format!("wal-{region}"))))
+                .source_ip(&source_ip(i))
+                .section(&format!(
+                    "[scrape]\ninterval_ms = 2000\ntimeout_ms = 1000\n\
                      [scrape.kubernetes]\napi_url = \"{admin}/k8s\"\ndiscovery_interval_ms = 2000\n\
-                     [pods]\ninterval_ms = 2000\n[node]\ninterval_ms = 2000\nsource = \"kubelet\"\n",
-                    wal = path(&format!("wal-{region}")),
-                    ip = source_ip(i),
-                ),
-            )?;
+                     [pods]\ninterval_ms = 2000\n[node]\ninterval_ms = 2000\nsource = \"kubelet\"\n"
+                ))
+                .write(dir.path(), &format!("prober-{region}.toml"))?;
             probers.push(start("mixmon-prober", &["--config".into(), config.display().to_string()])?);
             prober_configs.push(config);
         }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use mixmon_model::{Minute, SeriesKey};
 use mixmon_store::{RedisStore, RedisStoreConfig, Store};
-use mixmon_testkit::{ChildProcess, RedisServer};
+use mixmon_testkit::{ChildProcess, ProberConfig, RedisServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{start, start_with_ready_file, unix_ms, write, READY_DEADLINE};
@@ -196,34 +196,17 @@ impl Cluster {
             aggregator.start().await?;
             aggregators.push(aggregator);
         }
-        let addresses: Vec<String> = aggregators.iter().map(|a| format!("\"{}\"", a.address())).collect();
+        let addresses: Vec<String> = aggregators.iter().map(|a| a.address()).collect();
         let mut probers = Vec::new();
         for region in spec.regions {
             let truth = dir.path().join(format!("truth-{region}.jsonl"));
             let wal_base = dir.path().join(format!("wal-{region}"));
             // The prober keeps its log in a directory named after its id.
             let wal = wal_base.join(format!("prober-{region}"));
-            let config = write(
-                dir.path(),
-                &format!("prober-{region}.toml"),
-                &format!(
-                    r#"
-                    [identity]
-                    id = "prober-{region}"
-                    region = "{region}"
-                    node = "node-{region}"
-                    [aggregator]
-                    addresses = [{addresses}]
-                    [buffer]
-                    dir = "{wal}"
-                    [debug]
-                    ground_truth_file = "{truth}"
-                    "#,
-                    addresses = addresses.join(", "),
-                    wal = wal_base.display(),
-                    truth = truth.display(),
-                ),
-            )?;
+            let config = ProberConfig::new(region, &addresses)
+                .buffer_dir(&wal_base)
+                .ground_truth_file(&truth)
+                .write(dir.path(), &format!("prober-{region}.toml"))?;
             let mut prober = Prober { region: region.to_string(), config, truth, wal, process: None };
             prober.start()?;
             probers.push(prober);
@@ -388,6 +371,7 @@ pub async fn aggregator_outage(outage: Duration) -> anyhow::Result<Outcome> {
     cluster.wait_flowing().await?;
     let connections: Vec<usize> = cluster.probers.iter().map(Prober::connections).collect();
     cluster.aggregators[0].kill();
+    // The outage itself, as long as the scenario asks.
     tokio::time::sleep(outage).await;
     cluster.aggregators[0].start().await?;
     // Each prober reconnects (after its backoff) and sends what it buffered.
@@ -402,6 +386,9 @@ pub async fn aggregator_outage(outage: Duration) -> anyhow::Result<Outcome> {
     cluster.finish().await
 }
 
+/// Batches in flight when the prober is killed: more than one, so resends cover a run of them.
+const UNACKED_AT_KILL: usize = 3;
+
 /// One prober is killed with SIGKILL mid-stream and restarted on the same buffer directory,
 /// once the aggregator reported it silent.
 /// To make "mid-stream" certain, Redis is paused (SIGSTOP) first: the prober's last batches
@@ -413,10 +400,18 @@ pub async fn prober_kill(down: Duration) -> anyhow::Result<Outcome> {
     cluster.wait_flowing().await?;
     let redis_pid = cluster.redis.pid().context("redis is not running")?;
     signal(redis_pid, "STOP")?;
-    // A few flush intervals of results: sent, held by the aggregator, not acknowledged.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // A few batches sent and held by the aggregator, not acknowledged: counted in the
+    // prober's own write-ahead log.
+    let wal = cluster.probers[0].wal.clone();
+    mixmon_testkit::eventually(Duration::from_secs(20), Duration::from_millis(50), || {
+        let wal = wal.clone();
+        async move { mixmon_prober::wal::inspect(&wal).is_ok_and(|log| log.sealed.len() >= UNACKED_AT_KILL) }
+    })
+    .await
+    .context("the prober never had batches in flight while Redis was paused")?;
     cluster.probers[0].kill();
     signal(redis_pid, "CONT")?;
+    // The prober stays dead this long, as the scenario asks.
     tokio::time::sleep(down).await;
     // The aggregator notices the silence (after three missed heartbeats, 15 s) and says so,
     // as an event, not as a failure of anything the prober probes.
@@ -472,6 +467,7 @@ pub async fn redis_restart(down: Duration) -> anyhow::Result<Outcome> {
     let mut cluster = Cluster::start(small_cluster(1, true)).await?;
     cluster.wait_flowing().await?;
     cluster.redis.kill();
+    // Redis stays down this long, as the scenario asks.
     tokio::time::sleep(down).await;
     cluster.redis.restart()?;
     cluster.wait_caught_up(CATCH_UP).await?;
@@ -547,6 +543,7 @@ pub async fn buffer_bytes_per_hour(checks: usize, interval_s: u32, run: Duration
     // Everything from here on stays in the log.
     cluster.aggregators[0].kill();
     let before = (dir_bytes(&cluster.probers[0].wal)?, cluster.measured()?.values().sum::<u64>());
+    // The measured stretch of buffering: its length is what the bytes are divided by.
     tokio::time::sleep(run).await;
     let after = (dir_bytes(&cluster.probers[0].wal)?, cluster.measured()?.values().sum::<u64>());
     let results = after.1.saturating_sub(before.1);

@@ -4,6 +4,7 @@
 //! ground-truth logs) and what was injected.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
@@ -11,7 +12,7 @@ use mixmon_integration_tests::{
     exact_quantile, read_ground_truth, start, start_aggregator, start_query, start_with_ready_file, unix_ms, write,
     Truth,
 };
-use mixmon_testkit::{http, RedisServer};
+use mixmon_testkit::{http, ProberConfig, RedisServer};
 use serde_json::{json, Value};
 
 const MINUTE_MS: i64 = 60_000;
@@ -126,26 +127,10 @@ async fn injected_faults_show_in_the_datasource_as_measured() -> anyhow::Result<
 
     let mut probers = Vec::new();
     for region in ["us-west", "eu-west"] {
-        let config = write(
-            dir.path(),
-            &format!("prober-{region}.toml"),
-            &format!(
-                r#"
-                [identity]
-                id = "prober-{region}"
-                region = "{region}"
-                node = "node-{region}"
-                [aggregator]
-                addresses = ["http://{grpc}"]
-                [buffer]
-                dir = "{wal}"
-                [debug]
-                ground_truth_file = "{truth}"
-                "#,
-                wal = path("wal"),
-                truth = path(&format!("truth-{region}.jsonl")),
-            ),
-        )?;
+        let config = ProberConfig::new(region, &[format!("http://{grpc}")])
+            .buffer_dir(Path::new(&path("wal")))
+            .ground_truth_file(Path::new(&path(&format!("truth-{region}.jsonl"))))
+            .write(dir.path(), &format!("prober-{region}.toml"))?;
         probers.push(start("mixmon-prober", &["--config".into(), config.display().to_string()])?);
     }
 

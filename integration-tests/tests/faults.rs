@@ -132,6 +132,7 @@ async fn a_healthy_stream_outlives_the_request_deadline() -> anyhow::Result<()> 
         ClusterSpec { aggregators: 1, regions: vec!["eu-west"], checks: 2, interval_s: 1, append_only_redis: false };
     let mut cluster = Cluster::start(spec).await?;
     cluster.wait_flowing().await?;
+    // Past the aggregator's 10 s request deadline: a stream that long must not be cut.
     tokio::time::sleep(Duration::from_secs(13)).await;
     cluster.wait_caught_up(Duration::from_secs(10)).await?;
     let connections = cluster.probers[0].connections();

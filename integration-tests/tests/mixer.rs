@@ -21,11 +21,12 @@
 //! at `podIP:<port>` as configured).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use mixmon_integration_tests::{start, start_aggregator, start_query, start_with_ready_file, unix_ms, write};
-use mixmon_testkit::{http, RedisServer};
+use mixmon_testkit::{http, ProberConfig, RedisServer};
 use serde_json::{json, Value};
 
 const MINUTE_MS: i64 = 60_000;
@@ -249,19 +250,11 @@ async fn mixer_scrape_and_pod_sampling_through_the_kubernetes_api() -> anyhow::R
     let (aggregator, grpc) = start_aggregator(dir.path(), &aggregator_config).await?;
     let (query_service, query_url) = start_query(dir.path(), &redis.url()).await?;
 
-    let prober_config = write(
-        dir.path(),
-        "prober.toml",
-        &format!(
+    let prober_config = ProberConfig::new("us-west", &[format!("http://{grpc}")])
+        .node(NODE)
+        .buffer_dir(Path::new(&path("wal")))
+        .section(&format!(
             r#"
-            [identity]
-            id = "prober-us-west"
-            region = "us-west"
-            node = "{NODE}"
-            [aggregator]
-            addresses = ["http://{grpc}"]
-            [buffer]
-            dir = "{wal}"
             [scrape]
             interval_ms = 1000
             timeout_ms = 800
@@ -278,10 +271,9 @@ async fn mixer_scrape_and_pod_sampling_through_the_kubernetes_api() -> anyhow::R
             [pods]
             interval_ms = 1000
             namespace = ""
-            "#,
-            wal = path("wal"),
-        ),
-    )?;
+            "#
+        ))
+        .write(dir.path(), "prober.toml")?;
     let mut prober = start("mixmon-prober", &["--config".into(), prober_config.display().to_string()])?;
     let started_ms = unix_ms();
 
@@ -349,6 +341,8 @@ async fn scenario(query_url: &str, admin: &str, started_ms: i64) -> anyhow::Resu
             Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
         }
     }
+    // A few scrape and sample rounds (1 s each) later, the figures must still match: they
+    // settle, they do not merely pass through the right values.
     tokio::time::sleep(Duration::from_secs(5)).await;
     check.all().await.context("the figures changed after they matched")
 }

@@ -153,44 +153,8 @@ impl Wal {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
-        let mut indexes = Vec::new();
-        for entry in std::fs::read_dir(&options.dir).map_err(io(&options.dir))? {
-            let entry = entry.map_err(io(&options.dir))?;
-            let name = entry.file_name();
-            let Some(index) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(SEGMENT_PREFIX))
-                .and_then(|n| n.strip_suffix(SEGMENT_SUFFIX))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            indexes.push(index);
-        }
-        indexes.sort_unstable();
-
-        let mut replay = Replay::default();
-        let mut segments = VecDeque::new();
-        let mut torn_records = 0;
-        for index in &indexes {
-            let path = segment_path(&options.dir, *index);
-            let mut bytes = Vec::new();
-            File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io(&path))?;
-            let (records, good_len) = decode_all(&bytes);
-            if good_len < bytes.len() {
-                torn_records += 1;
-                tracing::warn!(segment = %path.display(), offset = good_len, "write-ahead log segment ends in a torn or corrupt record; replay of this segment stops there");
-            }
-            let mut max_rid = None;
-            for record in records {
-                if let Entry::Result(rid, _) = &record {
-                    max_rid = max_rid.max(Some(*rid));
-                }
-                replay.apply(record);
-            }
-            segments.push_back(Segment { index: *index, path, bytes: bytes.len() as u64, max_rid });
-        }
-        let recovered = replay.finish(torn_records);
+        let (indexes, segments, recovered) = replay_dir(&options.dir)?;
+        let mut segments = segments;
         let next_index = indexes.last().map_or(0, |i| i + 1);
         let path = segment_path(&options.dir, next_index);
         let active = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
@@ -351,6 +315,55 @@ fn fields(kind: u8, values: &[u64]) -> Vec<u8> {
         payload.extend_from_slice(&value.to_le_bytes());
     }
     payload
+}
+
+/// What the log in `dir` holds, read without taking the lock or writing: how a test or an
+/// operator sees which batches a running (or dead) prober still owes.
+pub fn inspect(dir: &Path) -> Result<Recovered, WalError> {
+    Ok(replay_dir(dir)?.2)
+}
+
+/// Replays every segment of `dir` in order.
+fn replay_dir(dir: &Path) -> Result<(Vec<u64>, VecDeque<Segment>, Recovered), WalError> {
+    let mut indexes = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name();
+        let Some(index) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SEGMENT_PREFIX))
+            .and_then(|n| n.strip_suffix(SEGMENT_SUFFIX))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        indexes.push(index);
+    }
+    indexes.sort_unstable();
+
+    let mut replay = Replay::default();
+    let mut segments = VecDeque::new();
+    let mut torn_records = 0;
+    for index in &indexes {
+        let path = segment_path(dir, *index);
+        let mut bytes = Vec::new();
+        File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io(&path))?;
+        let (records, good_len) = decode_all(&bytes);
+        if good_len < bytes.len() {
+            torn_records += 1;
+            tracing::warn!(segment = %path.display(), offset = good_len, "write-ahead log segment ends in a torn or corrupt record; replay of this segment stops there");
+        }
+        let mut max_rid = None;
+        for record in records {
+            if let Entry::Result(rid, _) = &record {
+                max_rid = max_rid.max(Some(*rid));
+            }
+            replay.apply(record);
+        }
+        segments.push_back(Segment { index: *index, path, bytes: bytes.len() as u64, max_rid });
+    }
+    let recovered = replay.finish(torn_records);
+    Ok((indexes, segments, recovered))
 }
 
 fn segment_path(dir: &Path, index: u64) -> PathBuf {

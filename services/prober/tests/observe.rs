@@ -418,6 +418,7 @@ async fn discovery_finds_the_running_mixer_pods_on_this_node_and_keeps_them_thro
     tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|t| t.len() == 3)).await.unwrap().unwrap();
     *api.fail.lock().unwrap() = true;
     let queries = api.queries.lock().unwrap().len();
+    // Several discovery intervals: a failing API must yield no successful list in them.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(api.queries.lock().unwrap().len(), queries, "no successful list while failing");
     assert_eq!(rx.borrow().len(), 3, "the previous list stays");
@@ -538,6 +539,7 @@ async fn the_prober_buffers_mixer_and_node_records() {
     stop_tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(20), prober).await.unwrap().unwrap().unwrap();
     let scrapes = pod.peers.lock().unwrap().len();
+    // Longer than a scrape interval: a scraper still running would have scraped again.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(pod.peers.lock().unwrap().len(), scrapes, "no scrape after shutdown");
 
