@@ -36,6 +36,47 @@ impl AuthConfig {
     }
 }
 
+/// The command line every service takes, flattened into its own `clap` parser.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServiceArgs {
+    /// Configuration file (TOML); `MIXMON_<SECTION>__<KEY>` variables override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Listen address, overriding the file's `listen` (port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// After binding, write the bound addresses here as JSON, atomically (for supervisors
+    /// and tests).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Allow listening on a non-loopback address without a token.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+}
+
+impl ServiceArgs {
+    /// Binds `--listen`, else `configured`, by the one rule of [`bind_guarded`].
+    pub async fn bind(
+        &self,
+        configured: &str,
+        token: Option<&Secret>,
+        what: &str,
+        how: &str,
+    ) -> Result<tokio::net::TcpListener, String> {
+        bind_guarded(self.listen.as_deref().unwrap_or(configured), token, self.insecure_no_auth, what, how).await
+    }
+
+    /// Writes `--ready-file`, if one was asked for.
+    pub fn announce(&self, addresses: &[(&str, SocketAddr)]) -> Result<(), String> {
+        match &self.ready_file {
+            Some(path) => {
+                announce(path, addresses).map_err(|e| format!("cannot write ready file {}: {e}", path.display()))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 /// Binds `listen`, refusing an address beyond loopback unless a token guards it or the
 /// operator said `insecure` (then it warns). `what` names the listener in messages,
 /// `how` says how to set its token.

@@ -46,6 +46,9 @@ pub struct AggregatorConfig {
     pub regions: Vec<String>,
     #[serde(default)]
     pub alerting: AlertingConfig,
+    /// What the gRPC listener allows: open connections and their idle timeout.
+    #[serde(default)]
+    pub connections: mixmon_listener::ConnectionLimits,
 }
 
 /// The alert rule evaluator (`[alerting]`).

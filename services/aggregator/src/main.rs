@@ -1,6 +1,5 @@
 //! `mixmon-aggregator`: the control plane and ingestion service. See the library.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,18 +10,8 @@ use mixmon_config::startup;
 #[derive(Parser)]
 #[command(version, about = "mixmon aggregator: control plane, ingestion and rollups")]
 struct Args {
-    /// Configuration file (TOML); `MIXMON_<SECTION>__<KEY>` variables override it.
-    #[arg(long, env = "MIXMON_AGGREGATOR_CONFIG")]
-    config: Option<PathBuf>,
-    /// Listen address for gRPC, overriding the file (port 0 picks a free port).
-    #[arg(long)]
-    listen: Option<String>,
-    /// After binding, write `{"grpc": "<address>"}` here (for supervisors and tests).
-    #[arg(long)]
-    ready_file: Option<PathBuf>,
-    /// Allow listening on a non-loopback address without a prober token.
-    #[arg(long)]
-    insecure_no_auth: bool,
+    #[command(flatten)]
+    service: startup::ServiceArgs,
 }
 
 #[tokio::main]
@@ -33,32 +22,38 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let config: AggregatorConfig = mixmon_config::load(args.config.as_deref(), mixmon_config::process_env())
+    let config: AggregatorConfig = mixmon_config::load(args.service.config.as_deref(), mixmon_config::process_env())
         .context("loading the configuration")?;
     let interval = std::env::var(HEALTH_CHECK_INTERVAL).ok();
     let (catalogue, assignments) = reload::resolve(&config, interval.as_deref())?;
     config.alerting.validate().map_err(anyhow::Error::msg)?;
+    config.connections.validate().map_err(anyhow::Error::msg)?;
     let token = config.auth.resolve().map_err(anyhow::Error::msg)?;
-    let listen = args.listen.unwrap_or(config.listen);
     let how = "set auth.token_file (or MIXMON_AUTH__TOKEN)";
-    let listener = startup::bind_guarded(&listen, token.as_ref(), args.insecure_no_auth, "the control plane", how)
+    let listener = args
+        .service
+        .bind(&config.listen, token.as_ref(), "the control plane", how)
         .await
         .map_err(anyhow::Error::msg)?;
     let address = listener.local_addr()?;
     let store = mixmon_store::open(&config.store).await.context("opening the store")?;
     tracing::info!(%address, checks = catalogue.checks.len(), version = catalogue.version, "aggregator listening");
-    if let Some(path) = &args.ready_file {
-        startup::announce(path, &[("grpc", address)]).with_context(|| format!("writing {}", path.display()))?;
-    }
+    args.service.announce(&[("grpc", address)]).map_err(anyhow::Error::msg)?;
     let handle = CatalogueHandle::with_assignments(catalogue, assignments);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if let Some(path) = &args.config {
+    if let Some(path) = &args.service.config {
         // Edits to the file reach the probers without a restart.
         tokio::spawn(reload::watch_file(path.clone(), handle.clone(), Arc::default(), stop_rx.clone()));
     }
     let alerting = mixmon_aggregator::alerting::start(&config.alerting, store.clone(), handle.clone(), stop_rx)?;
-    let options =
-        ServeOptions { catalogue: handle, store, auth_token: token, registry: Arc::default(), stats: Arc::default() };
+    let options = ServeOptions {
+        catalogue: handle,
+        store,
+        auth_token: token,
+        registry: Arc::default(),
+        stats: Arc::default(),
+        connections: config.connections,
+    };
     mixmon_aggregator::serve(options, listener, mixmon_config::process::shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     // The evaluator gives its lease up on the way out, so a replica takes over at once.

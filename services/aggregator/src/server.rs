@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mixmon_config::Secret;
+use mixmon_listener::{ConnectionLimits, GuardedListener};
 use mixmon_proto::pb::control_plane_server::ControlPlaneServer;
 use mixmon_store::{ProbeRequest, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::assignment::{Assignments, Published};
@@ -82,6 +82,7 @@ pub struct ServeOptions {
     pub auth_token: Option<Secret>,
     pub registry: Arc<Registry>,
     pub stats: Arc<IngestStats>,
+    pub connections: ConnectionLimits,
 }
 
 #[derive(Clone)]
@@ -108,6 +109,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AggregatorError> {
+    let connections = options.connections;
     let (stop_tx, stop_rx) = watch::channel(false);
     let observations = Arc::new(Observations::default());
     let (probe_requests, _) = tokio::sync::broadcast::channel(PROBE_REQUEST_BACKLOG);
@@ -161,7 +163,7 @@ pub async fn serve(
         .layer(tower::ServiceBuilder::new().load_shed().concurrency_limit(MAX_UNARY_IN_FLIGHT).into_inner())
         .add_service(health_service)
         .add_service(control_plane)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(GuardedListener::new(listener, connections).into_stream(), async move {
             let _ = server_stop.wait_for(|stopping| *stopping).await;
         });
     let result = tokio::select! {

@@ -72,6 +72,7 @@ pub fn validate(
         let config: mixmon_aggregator::AggregatorConfig =
             mixmon_config::load(Some(path), mixmon_config::process_env())?;
         config.alerting.validate().map_err(anyhow::Error::msg)?;
+        config.connections.validate().map_err(anyhow::Error::msg)?;
         if let Some(rules) = &config.alerting.rules_file {
             validate_rules(rules)?;
         }

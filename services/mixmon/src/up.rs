@@ -173,6 +173,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         auth_token: None,
         registry: Arc::default(),
         stats: Arc::default(),
+        connections: Default::default(),
     };
     let stop = stop_signal(&stop_rx);
     tasks.spawn(async move {
@@ -204,7 +205,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let router = mixmon_query::app(store.clone(), query_options);
     let stop = stop_signal(&stop_rx);
     tasks.spawn(async move {
-        mixmon_query::serve(query_listener, router, stop).await?;
+        mixmon_query::serve(query_listener, Default::default(), router, stop).await?;
         Ok("query")
     });
 

@@ -26,6 +26,9 @@ pub struct QueryConfig {
     pub auth: AuthConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// What the listener allows: open connections and their idle timeout.
+    #[serde(default)]
+    pub connections: mixmon_listener::ConnectionLimits,
 }
 
 /// `[limits]`: what one request may cost.
@@ -79,7 +82,7 @@ impl QueryConfig {
                 self.limits.request_timeout_ms
             ));
         }
-        Ok(())
+        self.connections.validate()
     }
 }
 

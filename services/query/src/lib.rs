@@ -145,9 +145,11 @@ pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
 /// finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    connections: mixmon_listener::ConnectionLimits,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = mixmon_listener::GuardedListener::new(listener, connections);
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 

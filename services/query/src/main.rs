@@ -2,7 +2,6 @@
 //! Thin on purpose: the configuration (`mixmon_query::config`) and the start-up rules every
 //! service shares (`mixmon_config::startup`); everything else is the library.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
@@ -15,18 +14,8 @@ use mixmon_query::{app, serve, QueryOptions};
 #[derive(Debug, Parser)]
 #[command(name = "mixmon-query", about = "Grafana JSON data source and REST API for mixmon")]
 struct Args {
-    /// TOML config file; `MIXMON_<SECTION>__<KEY>` variables override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Listen address, overriding `listen` from the config.
-    #[arg(long)]
-    listen: Option<String>,
-    /// After binding, write `{"http": "<address>"}` here (atomically).
-    #[arg(long)]
-    ready_file: Option<PathBuf>,
-    /// Allow serving without a token on a non-loopback address.
-    #[arg(long)]
-    insecure_no_auth: bool,
+    #[command(flatten)]
+    service: startup::ServiceArgs,
 }
 
 #[tokio::main]
@@ -37,22 +26,17 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let config: QueryConfig =
-        mixmon_config::load(args.config.as_deref(), mixmon_config::process_env()).map_err(|e| anyhow!("{e}"))?;
+    let config: QueryConfig = mixmon_config::load(args.service.config.as_deref(), mixmon_config::process_env())
+        .map_err(|e| anyhow!("{e}"))?;
     config.validate().map_err(anyhow::Error::msg)?;
     let token = config.auth.resolve().map_err(anyhow::Error::msg)?;
-    let listen = args.listen.unwrap_or(config.listen);
     let how = "set [auth] token_file (or MIXMON_AUTH__TOKEN)";
-    let listener = startup::bind_guarded(&listen, token.as_ref(), args.insecure_no_auth, "the query API", how)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let listener =
+        args.service.bind(&config.listen, token.as_ref(), "the query API", how).await.map_err(anyhow::Error::msg)?;
     let addr = listener.local_addr().context("cannot read the bound address")?;
     let store = mixmon_store::open(&config.store).await.map_err(|e| anyhow!("cannot open the store: {e}"))?;
     store.ping().await.map_err(|e| anyhow!("the store does not answer: {e}"))?;
-    if let Some(path) = &args.ready_file {
-        startup::announce(path, &[("http", addr)])
-            .with_context(|| format!("cannot write ready file {}", path.display()))?;
-    }
+    args.service.announce(&[("http", addr)]).map_err(anyhow::Error::msg)?;
     tracing::info!(%addr, auth = token.is_some(), "query API listening");
     let options = QueryOptions {
         auth_token: token,
@@ -62,7 +46,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         request_timeout: std::time::Duration::from_millis(config.limits.request_timeout_ms),
     };
     let router = app(store, options);
-    serve(listener, router, shutdown()).await.context("server failed")?;
+    serve(listener, config.connections, router, shutdown()).await.context("server failed")?;
     tracing::info!("query API stopped");
     Ok(())
 }

@@ -124,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/query", listener.local_addr()?);
     let router = app(store.clone(), QueryOptions::default());
-    tokio::spawn(serve(listener, router, std::future::pending()));
+    tokio::spawn(serve(listener, Default::default(), router, std::future::pending()));
 
     let range = json!({"from": now_ms - 24 * 3_600_000, "to": now_ms});
     let panel = json!({
