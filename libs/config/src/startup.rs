@@ -77,6 +77,19 @@ impl ServiceArgs {
     }
 }
 
+/// Whether `listen` can be listened on at all (`host:port`, the port a number); a host name
+/// is resolved when bound. Checked by `mixmon validate` and at start alike.
+pub fn check_listen(listen: &str) -> Result<(), String> {
+    let host_and_port = listen.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
+    });
+    if listen.parse::<SocketAddr>().is_ok() || host_and_port {
+        Ok(())
+    } else {
+        Err(format!("listen: {listen:?} is not an address to listen on (host:port, e.g. 0.0.0.0:8090)"))
+    }
+}
+
 /// Binds `listen`, refusing an address beyond loopback unless a token guards it or the
 /// operator said `insecure` (then it warns). `what` names the listener in messages,
 /// `how` says how to set its token.
@@ -87,6 +100,7 @@ pub async fn bind_guarded(
     what: &str,
     how: &str,
 ) -> Result<tokio::net::TcpListener, String> {
+    check_listen(listen)?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen} ({what}): {e}"))?;
     let address = listener.local_addr().map_err(|e| format!("cannot read the bound address of {what}: {e}"))?;
@@ -126,6 +140,16 @@ pub fn announce(path: &Path, addresses: &[(&str, SocketAddr)]) -> std::io::Resul
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listen_address_is_host_and_port() {
+        for good in ["127.0.0.1:0", "[::1]:8090", "0.0.0.0:50051", "mixmon-query:8090"] {
+            assert!(check_listen(good).is_ok(), "{good}");
+        }
+        for bad in ["8090", "localhost", ":8090", "127.0.0.1:99999", "my host:80", ""] {
+            assert!(check_listen(bad).unwrap_err().contains("host:port"), "{bad}");
+        }
+    }
 
     #[test]
     fn a_token_comes_from_exactly_one_place_and_is_never_blank() {

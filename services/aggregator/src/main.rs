@@ -22,12 +22,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let config: AggregatorConfig = mixmon_config::load(args.service.config.as_deref(), mixmon_config::process_env())
-        .context("loading the configuration")?;
+    let config: AggregatorConfig = mixmon_config::load(args.service.config.as_deref(), mixmon_config::process_env())?;
     let interval = std::env::var(HEALTH_CHECK_INTERVAL).ok();
-    let (catalogue, assignments) = reload::resolve(&config, interval.as_deref())?;
-    config.alerting.validate().map_err(anyhow::Error::msg)?;
-    config.connections.validate().map_err(anyhow::Error::msg)?;
+    let (catalogue, assignments) = reload::prepare(&config, interval.as_deref())?;
     let token = config.auth.resolve().map_err(anyhow::Error::msg)?;
     let how = "set auth.token_file (or MIXMON_AUTH__TOKEN)";
     let listener = args

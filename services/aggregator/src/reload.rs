@@ -50,6 +50,29 @@ pub fn resolve(
     }
 }
 
+/// Everything the aggregator refuses at start, checked without starting anything: the one
+/// path of the service's start and of `mixmon validate`, so what one refuses the other does,
+/// with the same message. The rules and routing files are checked where they are loaded
+/// (`mixmon_rules`), by both alike.
+pub fn prepare(
+    config: &AggregatorConfig,
+    health_check_interval: Option<&str>,
+) -> Result<(Catalogue, Assignments), PrepareError> {
+    mixmon_config::startup::check_listen(&config.listen).map_err(PrepareError::Invalid)?;
+    let resolved = resolve(config, health_check_interval)?;
+    config.alerting.validate().map_err(PrepareError::Invalid)?;
+    config.connections.validate().map_err(PrepareError::Invalid)?;
+    Ok(resolved)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// Reads `path` (with the environment overrides) into a catalogue and its rules.
 pub fn load(path: &Path) -> Result<(AggregatorConfig, Catalogue, Assignments), LoadError> {
     let config: AggregatorConfig = mixmon_config::load(Some(path), mixmon_config::process_env())?;

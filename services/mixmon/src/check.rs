@@ -57,28 +57,32 @@ fn validate_routes(path: &Path) -> anyhow::Result<()> {
 pub fn validate(
     catalogue: Option<&Path>,
     prober: Option<&Path>,
+    query: Option<&Path>,
     rules: Option<&Path>,
     routes: Option<&Path>,
 ) -> anyhow::Result<()> {
     if let Some(path) = catalogue {
-        let catalogue = load_catalogue(path)?;
+        let config: mixmon_aggregator::AggregatorConfig =
+            mixmon_config::load(Some(path), mixmon_config::process_env())?;
+        let interval = std::env::var(mixmon_aggregator::catalogue::HEALTH_CHECK_INTERVAL).ok();
+        let (catalogue, _) = mixmon_aggregator::reload::prepare(&config, interval.as_deref())?;
         println!(
             "{}: ok, {} checks, catalogue version {:016x}",
             path.display(),
             catalogue.checks.len(),
             catalogue.version
         );
-        // The aggregator loads its rules at start: refuse here what it would refuse there.
-        let config: mixmon_aggregator::AggregatorConfig =
-            mixmon_config::load(Some(path), mixmon_config::process_env())?;
-        config.alerting.validate().map_err(anyhow::Error::msg)?;
-        config.connections.validate().map_err(anyhow::Error::msg)?;
         if let Some(rules) = &config.alerting.rules_file {
             validate_rules(rules)?;
         }
         if let Some(routes) = &config.alerting.routes_file {
             validate_routes(routes)?;
         }
+    }
+    if let Some(path) = query {
+        let config: mixmon_query::config::QueryConfig = mixmon_config::load(Some(path), mixmon_config::process_env())?;
+        mixmon_query::config::prepare(&config).map_err(anyhow::Error::msg)?;
+        println!("{}: ok, the query API on {}", path.display(), config.listen);
     }
     if let Some(path) = rules {
         validate_rules(path)?;
@@ -87,18 +91,12 @@ pub fn validate(
         validate_routes(path)?;
     }
     if let Some(path) = prober {
-        // Everything the prober checks at start, without starting it: the file and the
-        // environment overrides, identity, aggregator addresses, token, buffer, the probes'
-        // source address and observers.
+        // Everything the prober checks at start, without starting it (`prepare`, which its
+        // start calls too); whether the source address is one of this host is for the
+        // prober's own start (this may well run elsewhere, in CI).
         let config: mixmon_prober::ProberConfig = mixmon_config::load(Some(path), mixmon_config::process_env())?;
-        let identity = config.identity().with_context(|| format!("{}", path.display()))?;
-        config.aggregator_endpoints().with_context(|| format!("{}", path.display()))?;
-        config.aggregator.token().with_context(|| format!("{}", path.display()))?;
-        config.buffer.options().with_context(|| format!("{}", path.display()))?;
-        // Parsed only: whether it is an address of the host is for the prober's own start (this
-        // may well run elsewhere, in CI).
-        let source_ip = config.probe.source_ip().with_context(|| format!("{}", path.display()))?;
-        let observe = config.observe().with_context(|| format!("{}", path.display()))?;
+        let prepared = config.prepare().with_context(|| format!("{}", path.display()))?;
+        let (identity, source_ip, observe) = (prepared.identity, prepared.source_ip, prepared.observe);
         let mut observers = Vec::new();
         if let Some(scrape) = &observe.scrape {
             observers.push(format!("scrape of {} static targets", scrape.targets.len()));

@@ -26,14 +26,18 @@ enum Command {
     /// Run every configured check and print the results; exits 1 when any is unhealthy.
     Check(check::CheckArgs),
     /// Validate an aggregator configuration file (the check catalogue and its alerting
-    /// section), a prober configuration file and/or an alert rules file, and exit.
+    /// section), a prober or query service configuration file, an alert rules file and/or a
+    /// routing file, and exit: whatever a service would refuse at start.
     Validate {
         /// The aggregator configuration (check catalogue) to validate.
-        #[arg(long, required_unless_present_any = ["prober", "rules", "routes"])]
+        #[arg(long, required_unless_present_any = ["prober", "query", "rules", "routes"])]
         config: Option<PathBuf>,
         /// A prober configuration to validate (identity, aggregators, buffer, scrape, node, pods).
         #[arg(long)]
         prober: Option<PathBuf>,
+        /// A query service configuration to validate (listen address, store, token, limits).
+        #[arg(long)]
+        query: Option<PathBuf>,
         /// An alert rules file (YAML) to validate: every mistake is listed with its line and column.
         #[arg(long)]
         rules: Option<PathBuf>,
@@ -57,10 +61,14 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Check(args) => check::run(args).await,
-            Command::Validate { config, prober, rules, routes } => {
-                check::validate(config.as_deref(), prober.as_deref(), rules.as_deref(), routes.as_deref())
-                    .map(|()| ExitCode::SUCCESS)
-            }
+            Command::Validate { config, prober, query, rules, routes } => check::validate(
+                config.as_deref(),
+                prober.as_deref(),
+                query.as_deref(),
+                rules.as_deref(),
+                routes.as_deref(),
+            )
+            .map(|()| ExitCode::SUCCESS),
         }
     });
     match outcome {

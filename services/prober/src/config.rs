@@ -172,6 +172,28 @@ impl Default for BatchConfig {
     }
 }
 
+/// Far above what one aggregator batch takes (it caps batches itself); a typo beyond it is a
+/// mistake, not a wish.
+const MAX_BATCH_RESULTS: usize = 100_000;
+
+impl BatchConfig {
+    pub fn validate(&self) -> Result<(), ProberError> {
+        if !(1..=MAX_BATCH_RESULTS).contains(&self.max_results) {
+            return Err(ProberError::Config(format!(
+                "batch.max_results must be in 1..={MAX_BATCH_RESULTS}, not {}",
+                self.max_results
+            )));
+        }
+        if !(10..=60_000).contains(&self.flush_interval_ms) {
+            return Err(ProberError::Config(format!(
+                "batch.flush_interval_ms must be in 10..=60000 (a minute), not {}",
+                self.flush_interval_ms
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn default_batch_results() -> usize {
     1_000
 }
@@ -224,9 +246,16 @@ impl ProberConfig {
             self.identity.region.clone().ok_or_else(|| {
                 ProberError::Config("identity.region is required (or MIXMON_IDENTITY__REGION)".into())
             })?;
+        let region = Region::new(region).map_err(|e| ProberError::Config(format!("identity.region: {e}")))?;
+        if region.is_reserved() {
+            // The aggregator would refuse it at register; say so before starting.
+            return Err(ProberError::Config(format!(
+                "identity.region: {region} is reserved (region names must not start with '_')"
+            )));
+        }
         Ok(ProberIdentity {
             id: ProberId::new(id).map_err(|e| ProberError::Config(format!("identity.id: {e}")))?,
-            region: Region::new(region).map_err(|e| ProberError::Config(format!("identity.region: {e}")))?,
+            region,
             node,
             version: env!("CARGO_PKG_VERSION").into(),
         })
@@ -244,6 +273,21 @@ impl ProberConfig {
         Ok(Some(ip))
     }
 
+    /// Everything the prober refuses at start that does not depend on the host it runs on
+    /// (whether `probe.source_ip` is an address of this host is checked at start only): the
+    /// one path of its start and of `mixmon validate --prober`.
+    pub fn prepare(&self) -> Result<Prepared, ProberError> {
+        self.batch.validate()?;
+        Ok(Prepared {
+            identity: self.identity()?,
+            aggregators: self.aggregator_endpoints()?,
+            token: self.aggregator.token()?,
+            buffer: self.buffer.options()?,
+            source_ip: self.probe.source_ip()?,
+            observe: self.observe()?,
+        })
+    }
+
     pub fn aggregator_endpoints(&self) -> Result<Vec<tonic::transport::Endpoint>, ProberError> {
         if self.aggregator.addresses.is_empty() {
             return Err(ProberError::Config("aggregator.addresses must list at least one address".into()));
@@ -252,6 +296,11 @@ impl ProberConfig {
             .addresses
             .iter()
             .map(|address| {
+                if !(address.starts_with("http://") || address.starts_with("https://")) {
+                    return Err(ProberError::Config(format!(
+                        "aggregator.addresses: {address:?} needs a scheme: http://{address} or https://{address}"
+                    )));
+                }
                 tonic::transport::Endpoint::from_shared(address.clone())
                     .map_err(|e| ProberError::Config(format!("aggregator.addresses: {address:?}: {e}")))
             })
@@ -380,6 +429,17 @@ pub struct ScrapeObserve {
 pub struct PodsObserve {
     pub interval: std::time::Duration,
     pub namespace: Option<String>,
+}
+
+/// A configuration as the prober runs it, checked by [`ProberConfig::prepare`].
+#[derive(Debug)]
+pub struct Prepared {
+    pub identity: ProberIdentity,
+    pub aggregators: Vec<tonic::transport::Endpoint>,
+    pub token: Option<Secret>,
+    pub buffer: crate::buffer::BufferOptions,
+    pub source_ip: Option<std::net::IpAddr>,
+    pub observe: ObserveSettings,
 }
 
 /// Every observer's settings, validated: what `observe::spawn` starts.

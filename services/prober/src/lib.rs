@@ -37,15 +37,13 @@ pub enum ProberError {
 
 /// Runs the prober until `shutdown` completes, then flushes what it can and returns.
 pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ProberError> {
-    let identity = config.identity()?;
-    let observe_settings = config.observe()?;
-    let aggregators = config.aggregator_endpoints()?;
+    let config::Prepared { identity, aggregators, token, buffer: mut options, source_ip: _, observe: observe_settings } =
+        config.prepare()?;
     let source_ip = config.probe_source_ip()?;
     if let Some(ip) = source_ip {
         tracing::info!(%ip, "probes are sent from probe.source_ip");
     }
     let http = checks::HttpProber::new().map_err(|e| ProberError::Checks(e.to_string()))?.with_source_ip(source_ip);
-    let mut options = config.buffer.options()?;
     if let Some(wal) = options.wal.as_mut() {
         // One log per prober id: probers sharing a node (or a default directory) never read
         // each other's sequence space.
@@ -101,7 +99,7 @@ pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send
     let uplink = uplink::Uplink::new(uplink::UplinkSettings {
         identity,
         aggregators,
-        token: config.aggregator.token()?,
+        token,
         batch_max_results: config.batch.max_results,
         flush_interval: std::time::Duration::from_millis(config.batch.flush_interval_ms),
     });

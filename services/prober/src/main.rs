@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Parser;
 
 #[derive(Parser)]
@@ -22,8 +21,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut config: mixmon_prober::ProberConfig =
-        mixmon_config::load(args.config.as_deref(), mixmon_config::process_env())
-            .context("loading the configuration")?;
+        mixmon_config::load(args.config.as_deref(), mixmon_config::process_env())?;
     // The agent as deployed keeps its buffer on disk unless the file says where.
     if config.buffer.dir.is_none() {
         config.buffer.dir = Some(PathBuf::from(mixmon_prober::config::DEFAULT_BUFFER_DIR));

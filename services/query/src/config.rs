@@ -64,6 +64,13 @@ fn default_request_timeout_ms() -> u64 {
     crate::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64
 }
 
+/// Everything the query service refuses at start, checked without starting: the one path of
+/// its start and of `mixmon validate --query`.
+pub fn prepare(config: &QueryConfig) -> Result<(), String> {
+    mixmon_config::startup::check_listen(&config.listen)?;
+    config.validate()
+}
+
 impl QueryConfig {
     /// What a working service needs beyond the file's shape.
     pub fn validate(&self) -> Result<(), String> {

@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     let config: QueryConfig = mixmon_config::load(args.service.config.as_deref(), mixmon_config::process_env())
         .map_err(|e| anyhow!("{e}"))?;
-    config.validate().map_err(anyhow::Error::msg)?;
+    mixmon_query::config::prepare(&config).map_err(anyhow::Error::msg)?;
     let token = config.auth.resolve().map_err(anyhow::Error::msg)?;
     let how = "set [auth] token_file (or MIXMON_AUTH__TOKEN)";
     let listener =
