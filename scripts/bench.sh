@@ -12,6 +12,7 @@ usage() {
     echo "  faults      zero-loss fault scenarios with real processes (aggregator outage [seconds, default 60], prober SIGKILL, redis restart, failover, WAL growth)"
     echo "  detect      alert detection: endpoint killed to ServiceDown, resolve, region cut (false pages), leader kill (duplicates, failover), rule evaluation time [runs, default 3]"
     echo "  notify      notifications: page and resolve latency, one region down, 100 fire/resolve cycles through SIGKILLs and a Redis restart, a 500-transition storm against Slack's limit [runs, default 3] [cycles, default 100]"
+    echo "  hostile     a 31-day every-metric query alone and 20 at once against a release mixmon up --demo: status, RSS idle/peak/after, a dashboard answered meanwhile"
     echo "  query       p50/p99 of a 24 h dashboard query against 15 days of rollups in a real redis-server"
 }
 
@@ -42,6 +43,10 @@ case "${1:-}" in
         # Real processes (debug builds, as for faults); the evaluation timing runs in-process.
         cargo build --quiet --locked -p mixmon-aggregator -p mixmon-prober -p mixmon-query -p mixmon-mixer-sim --bins
         cargo run --quiet --release --locked -p mixmon-bench --bin detect -- "${2:-3}"
+        ;;
+    hostile)
+        cargo build --quiet --release --locked -p mixmon -p mixmon-bench --bin mixmon --bin hostile
+        "${CARGO_TARGET_DIR:-target}/release/hostile"
         ;;
     notify)
         # Real processes (debug builds, as for detect); aiosmtpd as the SMTP server.

@@ -1,0 +1,157 @@
+//! `scripts/bench.sh hostile`: the careless query of issue 13 against a release `mixmon up
+//! --demo` (one process: simulator, probers, aggregator on the in-memory store, and the query
+//! API), alone and 20 at once, while a dashboard panel's query keeps being asked.
+//!
+//! The request: five targets, each a Grafana multi-value `(m1|m2|...)` naming every metric
+//! the service lists, over 31 days, `maxDataPoints` 10 000. Printed: the status it got
+//! (`hostile_query_status`), the process's resident memory idle, at its peak during the
+//! 20-request burst and 5 s after (`query_rss_*_mb`: the `mixmon up` process, which holds the
+//! query API and everything else), and whether every dashboard query asked meanwhile was
+//! answered with data (`dashboard_ok_during_hostile`).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use mixmon_bench::{figure, rss_mb};
+use mixmon_testkit::http;
+use serde_json::{json, Value};
+
+const BURST: usize = 20;
+const DAY_MS: i64 = 86_400_000;
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn dashboard_query(now: i64) -> Value {
+    json!({
+        "range": {"from": now - 3_600_000, "to": now},
+        "interval": "1m",
+        "maxDataPoints": 1000,
+        "targets": [{"refId": "A", "target": "success_rate"}],
+    })
+}
+
+fn answered_with_data(status: u16, body: &Value) -> bool {
+    status == 200
+        && body.as_array().is_some_and(|series| {
+            series.iter().any(|s| s["datapoints"].as_array().is_some_and(|p| p.iter().any(|p| !p[0].is_null())))
+        })
+}
+
+/// Peak RSS of `pid` until `stop`, sampled every 20 ms.
+fn sample_peak(pid: u32, stop: Arc<AtomicBool>, peak: Arc<Mutex<f64>>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            if let (Some(rss), Ok(mut peak)) = (rss_mb(pid), peak.lock()) {
+                *peak = peak.max(rss);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let bin = std::env::current_exe()?.parent().context("no binary directory")?.join("mixmon");
+    let (query_port, grpc_port, sim_port) = (free_port()?, free_port()?, free_port()?);
+    let up = Command::new(&bin)
+        .args(["up", "--demo", "--status-every", "0"])
+        .args(["--query-addr", &format!("127.0.0.1:{query_port}")])
+        .args(["--grpc-addr", &format!("127.0.0.1:{grpc_port}")])
+        .args(["--sim-admin-addr", &format!("127.0.0.1:{sim_port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {} (scripts/bench.sh hostile builds it)", bin.display()))?;
+    let pid = up.id();
+    let _up = Guard(up);
+    let base = format!("http://127.0.0.1:{query_port}");
+
+    // Until a dashboard panel shows data: the demo fleet is probed and its minutes stored.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok((status, body)) = http::post_json(&format!("{base}/query"), &dashboard_query(now_ms()), None).await {
+            if answered_with_data(status, &body) {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("mixmon up --demo showed no data within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Idle: the largest figure over a few quiet seconds.
+    let mut idle = 0.0f64;
+    for _ in 0..30 {
+        idle = idle.max(rss_mb(pid).unwrap_or(0.0));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (_, metrics) = http::post_json(&format!("{base}/metrics"), &json!({}), None).await?;
+    let names: Vec<&str> = metrics.as_array().into_iter().flatten().filter_map(|m| m["value"].as_str()).collect();
+    let every_metric = format!("({})", names.join("|"));
+    let now = now_ms();
+    let hostile = json!({
+        "range": {"from": now - 31 * DAY_MS, "to": now},
+        "maxDataPoints": 10_000,
+        "targets": (0..5).map(|i| json!({"refId": format!("R{i}"), "target": every_metric})).collect::<Vec<_>>(),
+    });
+    figure("hostile_request_bytes", hostile.to_string().len());
+    let (status, body) = http::post_json(&format!("{base}/query"), &hostile, None).await?;
+    figure("hostile_query_status", status);
+    figure("hostile_query_message", body["message"].as_str().unwrap_or("(none)"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(Mutex::new(idle));
+    let sampler = sample_peak(pid, stop.clone(), peak.clone());
+    let burst: Vec<_> = (0..BURST)
+        .map(|_| {
+            let (url, body) = (format!("{base}/query"), hostile.clone());
+            tokio::spawn(async move { http::post_json(&url, &body, None).await.map(|(status, _)| status).unwrap_or(0) })
+        })
+        .collect();
+    // A dashboard keeps refreshing meanwhile.
+    let mut dashboard_ok = true;
+    let mut dashboard_asked = 0;
+    while !burst.iter().all(|task| task.is_finished()) || dashboard_asked < 5 {
+        let answer = http::post_json(&format!("{base}/query"), &dashboard_query(now_ms()), None).await;
+        dashboard_ok &= answer.is_ok_and(|(status, body)| answered_with_data(status, &body));
+        dashboard_asked += 1;
+    }
+    let mut burst_statuses = Vec::new();
+    for task in burst {
+        burst_statuses.push(task.await.unwrap_or(0));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = rss_mb(pid).unwrap_or(f64::NAN);
+    let peak = *peak.lock().map_err(|_| anyhow::anyhow!("sampler poisoned"))?;
+
+    let client_errors = burst_statuses.iter().filter(|s| (400..500).contains(*s)).count();
+    figure("burst_statuses_4xx", format!("{client_errors} of {BURST}"));
+    figure("query_rss_idle_mb", format!("{idle:.1}"));
+    figure("query_rss_peak_mb", format!("{peak:.1} (goal <= 100)"));
+    figure("query_rss_after_mb", format!("{after:.1} (goal within 20 of idle: {:+.1})", after - idle));
+    figure("dashboard_queries_during_hostile", dashboard_asked);
+    figure("dashboard_ok_during_hostile", u8::from(dashboard_ok));
+    Ok(())
+}
