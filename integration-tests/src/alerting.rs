@@ -11,7 +11,7 @@ use anyhow::{bail, ensure, Context};
 use mixmon_testkit::{http, ChildProcess, ProberConfig, RedisServer};
 use serde_json::Value;
 
-use crate::{start, start_query, start_with_ready_file, write, Service};
+use crate::{start, start_query, start_simulator, start_with_ready_file, write, Service};
 
 pub const REGIONS: [&str; 4] = ["us-west", "us-east", "eu-west", "ap"];
 
@@ -168,22 +168,8 @@ impl Fleet {
         let dir = tempfile::tempdir()?;
         let path = |name: &str| dir.path().join(name).display().to_string();
         let redis = RedisServer::builder().append_only(append_only).start()?;
-        let sim = start_with_ready_file(
-            "mixmon-mixer-sim",
-            &[
-                "--regions",
-                "us-west=2,us-east=2,eu-west=2,ap=2",
-                "--nodes-per-region",
-                "1",
-                "--admin-addr",
-                "127.0.0.1:0",
-                "--addr-file",
-                &path("sim.json"),
-            ]
-            .map(String::from),
-            &dir.path().join("sim.json"),
-        )
-        .await?;
+        let sim =
+            start_simulator(dir.path(), "us-west=2,us-east=2,eu-west=2,ap=2", &["--nodes-per-region", "1"]).await?;
         let admin = format!("http://{}", sim.address("admin")?);
         let endpoints = sim.ready["endpoints"].as_object().context("the simulator lists no endpoints")?.clone();
         let mut alerting = format!("[alerting]\n{extra}\n");

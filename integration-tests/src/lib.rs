@@ -52,6 +52,17 @@ pub async fn start_with_ready_file(binary: &str, args: &[String], ready_file: &P
     }
 }
 
+/// `mixmon-mixer-sim` with `regions` (`us-west=2,eu-west=2`), its admin API on a free port and
+/// its addresses in `dir/sim.json`, ready; `extra` are further flags (`--nodes-per-region 2`).
+pub async fn start_simulator(dir: &Path, regions: &str, extra: &[&str]) -> anyhow::Result<Service> {
+    let ready = dir.join("sim.json");
+    let mut args: Vec<String> =
+        ["--regions", regions, "--admin-addr", "127.0.0.1:0", "--addr-file"].map(String::from).to_vec();
+    args.push(ready.display().to_string());
+    args.extend(extra.iter().map(|a| a.to_string()));
+    start_with_ready_file("mixmon-mixer-sim", &args, &ready).await
+}
+
 /// `mixmon-aggregator` with the config file `config` (in `dir`), ready; and its gRPC address.
 pub async fn start_aggregator(dir: &Path, config: &Path) -> anyhow::Result<(Service, String)> {
     let ready = dir.join("aggregator.json");

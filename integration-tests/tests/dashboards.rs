@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use mixmon_integration_tests::{start, start_aggregator, start_query, start_with_ready_file, unix_ms, write};
+use mixmon_integration_tests::{start, start_aggregator, start_query, start_simulator, unix_ms, write};
 use mixmon_testkit::{eventually, http, ChildProcess, ProberConfig, RedisServer};
 use serde_json::{json, Map, Value};
 
@@ -1124,24 +1124,8 @@ async fn start_system() -> anyhow::Result<System> {
     let dir = tempfile::tempdir()?;
     let path = |name: &str| dir.path().join(name).display().to_string();
     let redis = RedisServer::start()?;
-    let sim = start_with_ready_file(
-        "mixmon-mixer-sim",
-        &[
-            "--regions",
-            "us-west=2,eu-west=2",
-            "--nodes-per-region",
-            "1",
-            "--rps-per-pod",
-            "20",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--addr-file",
-            &path("sim.json"),
-        ]
-        .map(String::from),
-        &dir.path().join("sim.json"),
-    )
-    .await?;
+    let sim =
+        start_simulator(dir.path(), "us-west=2,eu-west=2", &["--nodes-per-region", "1", "--rps-per-pod", "20"]).await?;
     let admin = format!("http://{}", sim.address("admin")?);
     let port = |front: &str| -> anyhow::Result<String> {
         let addr =

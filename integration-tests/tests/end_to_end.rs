@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use mixmon_integration_tests::{
-    exact_quantile, read_ground_truth, start, start_aggregator, start_query, start_with_ready_file, unix_ms, write,
-    Truth,
+    exact_quantile, read_ground_truth, start, start_aggregator, start_query, start_simulator, unix_ms, write, Truth,
 };
 use mixmon_testkit::{http, ProberConfig, RedisServer};
 use serde_json::{json, Value};
@@ -86,13 +85,7 @@ async fn injected_faults_show_in_the_datasource_as_measured() -> anyhow::Result<
 
     // The fleet, with one pod down 5 s of every 20 s (a quarter of each minute) and another
     // holding every answer 50 ms.
-    let sim = start_with_ready_file(
-        "mixmon-mixer-sim",
-        &["--regions", "us-west=2,eu-west=2", "--admin-addr", "127.0.0.1:0", "--addr-file", &path("sim.json")]
-            .map(String::from),
-        &dir.path().join("sim.json"),
-    )
-    .await?;
+    let sim = start_simulator(dir.path(), "us-west=2,eu-west=2", &[]).await?;
     let admin = format!("http://{}", sim.address("admin")?);
     put_json(&format!("{admin}/faults/pods/mixer-us-west-0"), &json!({"down_schedule": {"period_s": 20, "down_s": 5}}))
         .await?;

@@ -42,6 +42,19 @@ async fn all_closed(connections: Vec<TcpStream>, what: &str) -> anyhow::Result<I
     closed.into_iter().min().context("no connections")
 }
 
+/// A real control-plane client: a prober registering.
+async fn register(grpc: &str, prober: &str) -> anyhow::Result<()> {
+    let mut client = pb::control_plane_client::ControlPlaneClient::connect(format!("http://{grpc}")).await?;
+    let identity = pb::ProberIdentity {
+        prober_id: prober.into(),
+        region: "eu-west".into(),
+        node: "n".into(),
+        version: "test".into(),
+    };
+    client.register(pb::RegisterRequest { identity: Some(identity) }).await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_and_real_clients_are_served_meanwhile() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -77,14 +90,7 @@ async fn idle_connections_are_closed_and_real_clients_are_served_meanwhile() -> 
     // Served while 1 000 idle connections are held.
     let health = http::get(&format!("http://{api}/healthz")).await?;
     ensure!(health.status == 200, "query API: {} {}", health.status, health.text());
-    let mut client = pb::control_plane_client::ControlPlaneClient::connect(format!("http://{grpc}")).await?;
-    let identity = pb::ProberIdentity {
-        prober_id: "p1".into(),
-        region: "eu-west".into(),
-        node: "n".into(),
-        version: "test".into(),
-    };
-    client.register(pb::RegisterRequest { identity: Some(identity) }).await.context("control plane")?;
+    register(&grpc, "p1").await.context("control plane")?;
 
     let first_grpc = all_closed(idle_grpc, "aggregator").await?;
     let first_api = all_closed(idle_api, "query API").await?;
@@ -94,14 +100,7 @@ async fn idle_connections_are_closed_and_real_clients_are_served_meanwhile() -> 
 
     // And the services still serve new clients afterwards.
     ensure!(http::get(&format!("http://{api}/healthz")).await?.status == 200);
-    let mut client = pb::control_plane_client::ControlPlaneClient::connect(format!("http://{grpc}")).await?;
-    let identity = pb::ProberIdentity {
-        prober_id: "p2".into(),
-        region: "eu-west".into(),
-        node: "n".into(),
-        version: "test".into(),
-    };
-    client.register(pb::RegisterRequest { identity: Some(identity) }).await.context("control plane afterwards")?;
+    register(&grpc, "p2").await.context("control plane afterwards")?;
     ensure!(
         !aggregator.process.log_tail(200).contains("panicked") && !query.process.log_tail(200).contains("panicked")
     );

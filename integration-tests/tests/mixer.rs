@@ -25,7 +25,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use mixmon_integration_tests::{start, start_aggregator, start_query, start_with_ready_file, unix_ms, write};
+use mixmon_integration_tests::{start, start_aggregator, start_query, start_simulator, unix_ms, write};
 use mixmon_testkit::{http, ProberConfig, RedisServer};
 use serde_json::{json, Value};
 
@@ -200,22 +200,10 @@ async fn mixer_scrape_and_pod_sampling_through_the_kubernetes_api() -> anyhow::R
     let path = |name: &str| dir.path().join(name).display().to_string();
     let redis = RedisServer::start()?;
 
-    let sim = start_with_ready_file(
-        "mixmon-mixer-sim",
-        &[
-            "--regions",
-            "us-west=4,eu-west=2",
-            "--nodes-per-region",
-            "2",
-            "--rps-per-pod",
-            &RPS_PER_POD.to_string(),
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--addr-file",
-            &path("sim.json"),
-        ]
-        .map(String::from),
-        &dir.path().join("sim.json"),
+    let sim = start_simulator(
+        dir.path(),
+        "us-west=4,eu-west=2",
+        &["--nodes-per-region", "2", "--rps-per-pod", &RPS_PER_POD.to_string()],
     )
     .await?;
     let admin = format!("http://{}", sim.address("admin")?);

@@ -299,42 +299,46 @@ fn mark_inhibited(
         .filter(|(_, i)| matches!(i.state, AlertState::Firing | AlertState::Resolved))
         .map(|(fp, _)| *fp)
         .collect();
+    let tail_of = |instance: &AlertInstance| {
+        rules.rule(instance.alertname()).map(Rule::muting_tail).unwrap_or(MutingTail::For { ms: 0 })
+    };
     // The sources a symptom with this tail can still be muted by: pending, firing, or
     // resolved within the tail. Few rules means few distinct tails.
-    let mut sources_within: BTreeMap<i64, Vec<LabelSet>> = BTreeMap::new();
-    let mut sources = |tail_ms: i64| -> Vec<LabelSet> {
-        sources_within
-            .entry(tail_ms)
-            .or_insert_with(|| {
-                instances
-                    .values()
-                    .filter(|i| !i.event)
-                    .filter(|i| match i.state {
-                        AlertState::Pending | AlertState::Firing => true,
-                        AlertState::Resolved => i.resolved_at_ms.is_some_and(|at| now - at <= tail_ms),
-                        AlertState::Inactive | AlertState::NoData => false,
-                    })
-                    .map(|i| i.labels.clone())
-                    .collect()
-            })
-            .clone()
-    };
+    let sources_within: BTreeMap<i64, Vec<LabelSet>> = instances
+        .values()
+        .filter(|i| i.state == AlertState::Firing)
+        .map(|i| tail_of(i).ms())
+        .collect::<BTreeSet<i64>>()
+        .into_iter()
+        .map(|tail_ms| {
+            let sources = instances
+                .values()
+                .filter(|i| !i.event)
+                .filter(|i| match i.state {
+                    AlertState::Pending | AlertState::Firing => true,
+                    AlertState::Resolved => i.resolved_at_ms.is_some_and(|at| now - at <= tail_ms),
+                    AlertState::Inactive | AlertState::NoData => false,
+                })
+                .map(|i| i.labels.clone())
+                .collect();
+            (tail_ms, sources)
+        })
+        .collect();
     let mut marks: Vec<(Fingerprint, Vec<Fingerprint>)> = Vec::new();
     for (fingerprint, instance) in instances.iter() {
-        if instance.state != AlertState::Firing {
-            marks.push((*fingerprint, Vec::new()));
-            continue;
-        }
-        let tail = rules.rule(instance.alertname()).map(Rule::muting_tail).unwrap_or(MutingTail::For { ms: 0 });
-        let mut by =
-            mixmon_model::alert::inhibited_by(&inhibits, std::slice::from_ref(&instance.labels), &sources(tail.ms()))
+        let mut by = Vec::new();
+        if instance.state == AlertState::Firing {
+            let tail = tail_of(instance);
+            let sources = sources_within.get(&tail.ms()).map_or(&[][..], Vec::as_slice);
+            by = mixmon_model::alert::inhibited_by(&inhibits, std::slice::from_ref(&instance.labels), sources)
                 .pop()
                 .unwrap_or_default();
-        if let MutingTail::Episode { .. } = tail {
-            by.extend(instance.inhibited_by.iter().filter(|source| fired.contains(source)));
+            if let MutingTail::Episode { .. } = tail {
+                by.extend(instance.inhibited_by.iter().filter(|source| fired.contains(source)));
+            }
+            by.sort();
+            by.dedup();
         }
-        by.sort();
-        by.dedup();
         marks.push((*fingerprint, by));
     }
     for (fingerprint, by) in marks {

@@ -9,31 +9,17 @@
 //! query API and everything else), and whether every dashboard query asked meanwhile was
 //! answered with data (`dashboard_ok_during_hostile`).
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use mixmon_bench::{figure, rss_mb};
-use mixmon_testkit::http;
+use mixmon_testkit::{free_port, http, ChildProcess};
 use serde_json::{json, Value};
 
 const BURST: usize = 20;
 const DAY_MS: i64 = 86_400_000;
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
@@ -71,18 +57,22 @@ fn sample_peak(pid: u32, stop: Arc<AtomicBool>, peak: Arc<Mutex<f64>>) -> std::t
 async fn main() -> anyhow::Result<()> {
     let bin = std::env::current_exe()?.parent().context("no binary directory")?.join("mixmon");
     let (query_port, grpc_port, sim_port) = (free_port()?, free_port()?, free_port()?);
-    let up = Command::new(&bin)
-        .args(["up", "--demo", "--status-every", "0"])
-        .args(["--query-addr", &format!("127.0.0.1:{query_port}")])
-        .args(["--grpc-addr", &format!("127.0.0.1:{grpc_port}")])
-        .args(["--sim-admin-addr", &format!("127.0.0.1:{sim_port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    let args = [
+        "up".to_string(),
+        "--demo".into(),
+        "--status-every".into(),
+        "0".into(),
+        "--query-addr".into(),
+        format!("127.0.0.1:{query_port}"),
+        "--grpc-addr".into(),
+        format!("127.0.0.1:{grpc_port}"),
+        "--sim-admin-addr".into(),
+        format!("127.0.0.1:{sim_port}"),
+    ];
+    // Killed and reaped on drop.
+    let up = ChildProcess::spawn(&bin, args, &[("RUST_LOG", "warn")])
         .with_context(|| format!("starting {} (scripts/bench.sh hostile builds it)", bin.display()))?;
-    let pid = up.id();
-    let _up = Guard(up);
+    let pid = up.pid();
     let base = format!("http://127.0.0.1:{query_port}");
 
     // Until a dashboard panel shows data: the demo fleet is probed and its minutes stored.
@@ -94,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         if Instant::now() > deadline {
-            bail!("mixmon up --demo showed no data within 120 s");
+            bail!("mixmon up --demo showed no data within 120 s:\n{}", up.log_tail(20));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
