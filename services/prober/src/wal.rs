@@ -153,9 +153,8 @@ impl Wal {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
-        let (indexes, segments, recovered) = replay_dir(&options.dir)?;
-        let mut segments = segments;
-        let next_index = indexes.last().map_or(0, |i| i + 1);
+        let (mut segments, recovered) = replay_dir(&options.dir)?;
+        let next_index = segments.back().map_or(0, |s| s.index + 1);
         let path = segment_path(&options.dir, next_index);
         let active = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
         segments.push_back(Segment { index: next_index, path, bytes: 0, max_rid: None });
@@ -320,11 +319,11 @@ fn fields(kind: u8, values: &[u64]) -> Vec<u8> {
 /// What the log in `dir` holds, read without taking the lock or writing: how a test or an
 /// operator sees which batches a running (or dead) prober still owes.
 pub fn inspect(dir: &Path) -> Result<Recovered, WalError> {
-    Ok(replay_dir(dir)?.2)
+    Ok(replay_dir(dir)?.1)
 }
 
 /// Replays every segment of `dir` in order.
-fn replay_dir(dir: &Path) -> Result<(Vec<u64>, VecDeque<Segment>, Recovered), WalError> {
+fn replay_dir(dir: &Path) -> Result<(VecDeque<Segment>, Recovered), WalError> {
     let mut indexes = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
@@ -363,7 +362,7 @@ fn replay_dir(dir: &Path) -> Result<(Vec<u64>, VecDeque<Segment>, Recovered), Wa
         segments.push_back(Segment { index: *index, path, bytes: bytes.len() as u64, max_rid });
     }
     let recovered = replay.finish(torn_records);
-    Ok((indexes, segments, recovered))
+    Ok((segments, recovered))
 }
 
 fn segment_path(dir: &Path, index: u64) -> PathBuf {
