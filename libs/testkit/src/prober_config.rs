@@ -32,11 +32,6 @@ impl ProberConfig {
         }
     }
 
-    pub fn id(mut self, id: &str) -> Self {
-        self.id = id.to_string();
-        self
-    }
-
     pub fn node(mut self, node: &str) -> Self {
         self.node = node.to_string();
         self
