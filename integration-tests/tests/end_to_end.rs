@@ -175,15 +175,17 @@ async fn injected_faults_show_in_the_datasource_as_measured() -> anyhow::Result<
         let rate = rates.get(&(check.clone(), region.clone())).copied().flatten().context("missing success rate")?;
         let truth_rate = e.successes as f64 / e.total as f64;
         ensure!((rate - truth_rate).abs() < 1e-9, "{check}/{region}: success rate {rate} but measured {truth_rate}");
-        // One probe a second: 60 a minute, of which the injected quarter fails, give or take
-        // the one probe that can straddle a window edge.
+        // One probe a second: about 60 a minute (more when a loaded machine makes the
+        // scheduler catch up), of which the injected quarter fails, give or take one probe per
+        // down window (three a minute) that straddles its edge. The exact figure is the check
+        // above against what the probers measured.
         let injected = if check == "flappy" { 0.75 } else { 1.0 };
         println!(
             "{check}/{region}: success rate {rate:.4} (measured {truth_rate:.4}, injected {injected}) over {} probes",
             e.total
         );
         ensure!(
-            (rate - injected).abs() <= 1.5 / e.total as f64,
+            (rate - injected).abs() <= 3.0 / e.total as f64,
             "{check}/{region}: success rate {rate}, injected {injected} over {} probes",
             e.total
         );
