@@ -1,6 +1,7 @@
 //! Idle clients cost nothing: 500 TCP connections that never speak, against each listener
-//! (the query API and the aggregator's gRPC port), are closed after the configured idle
-//! timeout, and real clients are served while they are held.
+//! (the query API and the aggregator's gRPC port), are closed after the configured timeout, and real clients are served while they are held; a client that trickles its
+//! greeting (a byte at a time, each inside the idle timeout) is closed after the header-read
+//! timeout.
 
 use std::time::{Duration, Instant};
 
@@ -8,11 +9,12 @@ use anyhow::{ensure, Context};
 use mixmon_integration_tests::{start_with_ready_file, write};
 use mixmon_proto::pb;
 use mixmon_testkit::http;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const IDLE: usize = 500;
 const IDLE_TIMEOUT_MS: u64 = 1_500;
+const HEADER_READ_TIMEOUT_MS: u64 = 1_000;
 /// Far above the idle timeout: how long a loaded machine may take to close them all.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -58,7 +60,10 @@ async fn register(grpc: &str, prober: &str) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_and_real_clients_are_served_meanwhile() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let connections = format!("[connections]\nmax_connections = 1000\nidle_timeout_ms = {IDLE_TIMEOUT_MS}\n");
+    let connections = format!(
+        "[connections]\nmax_connections = 1000\nidle_timeout_ms = {IDLE_TIMEOUT_MS}\n\
+         header_read_timeout_ms = {HEADER_READ_TIMEOUT_MS}\n"
+    );
 
     let config = write(
         dir.path(),
@@ -94,9 +99,33 @@ async fn idle_connections_are_closed_and_real_clients_are_served_meanwhile() -> 
 
     let first_grpc = all_closed(idle_grpc, "aggregator").await?;
     let first_api = all_closed(idle_api, "query API").await?;
-    // Not before the timeout: closing early would cut slow but real clients.
-    let timeout = Duration::from_millis(IDLE_TIMEOUT_MS);
-    ensure!(first_grpc.min(first_api) >= opened + timeout, "closed before the idle timeout");
+    // Not before the timeout: closing early would cut slow but real clients. A connection
+    // that never speaks ends at the earlier of its greeting's and its idle deadline.
+    let timeout = Duration::from_millis(IDLE_TIMEOUT_MS.min(HEADER_READ_TIMEOUT_MS));
+    ensure!(first_grpc.min(first_api) >= opened + timeout, "closed before the timeout");
+
+    // Slow loris: a request (or an HTTP/2 preface) a byte every 500 ms, never idle for the
+    // idle timeout, is closed once the header-read timeout passed.
+    for (address, greeting) in [(&api, &b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"[..]), (&grpc, &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..])] {
+        let mut loris = TcpStream::connect(address.as_str()).await?;
+        let started = Instant::now();
+        let mut closed = false;
+        for byte in greeting {
+            if loris.write_all(&[*byte]).await.is_err() {
+                closed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        ensure!(
+            closed || all_closed(vec![loris], "slow loris").await.is_ok(),
+            "{address}: a trickled greeting was kept"
+        );
+        ensure!(
+            started.elapsed() >= Duration::from_millis(HEADER_READ_TIMEOUT_MS),
+            "{address}: the slow client was closed before the header-read timeout"
+        );
+    }
 
     // And the services still serve new clients afterwards.
     ensure!(http::get(&format!("http://{api}/healthz")).await?.status == 200);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mixmon_config::Secret;
-use mixmon_listener::{ConnectionLimits, GuardedListener};
+use mixmon_listener::{ConnectionLimits, GuardedListener, HTTP2_PREFACE_BYTES};
 use mixmon_proto::pb::control_plane_server::ControlPlaneServer;
 use mixmon_store::{ProbeRequest, Store};
 use tokio::net::TcpListener;
@@ -163,7 +163,7 @@ pub async fn serve(
         .layer(tower::ServiceBuilder::new().load_shed().concurrency_limit(MAX_UNARY_IN_FLIGHT).into_inner())
         .add_service(health_service)
         .add_service(control_plane)
-        .serve_with_incoming_shutdown(GuardedListener::new(listener, connections).into_stream(), async move {
+        .serve_with_incoming_shutdown(GuardedListener::new(listener, connections).greeting_bytes(HTTP2_PREFACE_BYTES).into_stream(), async move {
             let _ = server_stop.wait_for(|stopping| *stopping).await;
         });
     let result = tokio::select! {
