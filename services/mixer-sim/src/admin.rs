@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -48,8 +48,13 @@ pub(crate) fn router(controls: Controls, addresses: Arc<SimAddresses>, token: Op
         .route("/pods/{pod}/restart", post(restart_pod))
         .nest("/k8s", kube)
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
+
+/// A fault is a few fields; a body past this is a mistake or an attack, refused with 413
+/// before it is read whole.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// An admin error: a status and a JSON `{"message": ...}` body.
 struct ApiError(StatusCode, String);
