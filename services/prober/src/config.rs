@@ -31,6 +31,28 @@ pub struct ProberConfig {
     pub node: Option<NodeConfig>,
     /// Sampling the pods on this node (off unless present; needs `[scrape.kubernetes]`).
     pub pods: Option<PodsConfig>,
+    /// The prober's own `GET /healthz` and `GET /readyz` (off unless present).
+    pub health: Option<HealthConfig>,
+}
+
+/// `[health]`: where the prober answers Kubernetes' liveness and readiness probes
+/// (`crate::health`). The answers say nothing but alive or ready, so no token is asked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// An IP address and port, e.g. `"0.0.0.0:9102"` (`MIXMON_HEALTH__LISTEN`).
+    pub listen: String,
+}
+
+impl HealthConfig {
+    pub fn listen(&self) -> Result<std::net::SocketAddr, ProberError> {
+        let text = self.listen.trim();
+        text.parse().map_err(|_| {
+            ProberError::Config(format!(
+                "health.listen: {text:?} is not an IP address with a port (e.g. \"0.0.0.0:9102\")"
+            ))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -38,7 +60,8 @@ pub struct ProberConfig {
 pub struct IdentityConfig {
     /// Stable prober id; defaults to the node name.
     pub id: Option<String>,
-    /// The region this prober probes from (required).
+    /// The region this prober probes from. Absent with `[scrape.kubernetes]` set: its node's
+    /// `topology.kubernetes.io/region` label, read at start; absent otherwise: refused.
     pub region: Option<String>,
     /// The node name; defaults to `$NODE_NAME`, then the host name.
     pub node: Option<String>,
@@ -232,7 +255,22 @@ pub struct DebugConfig {
 }
 
 impl ProberConfig {
+    /// The identity with its region from the file or the environment; a configuration that
+    /// leaves the region to the node's label is refused here (see [`ProberConfig::prepare`]).
     pub fn identity(&self) -> Result<ProberIdentity, ProberError> {
+        let identity = self.prepared_identity()?;
+        match identity.region.clone() {
+            RegionSource::Configured(region) => Ok(identity.with_region(region)),
+            RegionSource::NodeLabel => {
+                Err(ProberError::Config("identity.region is required (or MIXMON_IDENTITY__REGION)".into()))
+            }
+        }
+    }
+
+    /// The identity as far as the configuration fixes it: the region from the file or the
+    /// environment, or, when neither sets it and `[scrape.kubernetes]` gives an API to ask,
+    /// from the node's label at start.
+    pub fn prepared_identity(&self) -> Result<PreparedIdentity, ProberError> {
         let node = self
             .identity
             .node
@@ -242,22 +280,30 @@ impl ProberConfig {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "unknown-node".into());
         let id = self.identity.id.clone().unwrap_or_else(|| node.clone());
-        let region =
-            self.identity.region.clone().ok_or_else(|| {
-                ProberError::Config("identity.region is required (or MIXMON_IDENTITY__REGION)".into())
-            })?;
-        let region = Region::new(region).map_err(|e| ProberError::Config(format!("identity.region: {e}")))?;
-        if region.is_reserved() {
-            // The aggregator would refuse it at register; say so before starting.
-            return Err(ProberError::Config(format!(
-                "identity.region: {region} is reserved (region names must not start with '_')"
-            )));
-        }
-        Ok(ProberIdentity {
+        let region = match self.identity.region.clone() {
+            Some(region) => {
+                let region = Region::new(region).map_err(|e| ProberError::Config(format!("identity.region: {e}")))?;
+                if region.is_reserved() {
+                    // The aggregator would refuse it at register; say so before starting.
+                    return Err(ProberError::Config(format!(
+                        "identity.region: {region} is reserved (region names must not start with '_')"
+                    )));
+                }
+                RegionSource::Configured(region)
+            }
+            None if self.scrape.as_ref().is_some_and(|s| s.kubernetes.is_some()) => RegionSource::NodeLabel,
+            None => {
+                return Err(ProberError::Config(format!(
+                    "identity.region is required (or MIXMON_IDENTITY__REGION), unless [scrape.kubernetes] is \
+                     configured: then it is the node's {} label",
+                    crate::observe::region::REGION_LABEL
+                )))
+            }
+        };
+        Ok(PreparedIdentity {
             id: ProberId::new(id).map_err(|e| ProberError::Config(format!("identity.id: {e}")))?,
             region,
             node,
-            version: env!("CARGO_PKG_VERSION").into(),
         })
     }
 
@@ -279,12 +325,13 @@ impl ProberConfig {
     pub fn prepare(&self) -> Result<Prepared, ProberError> {
         self.batch.validate()?;
         Ok(Prepared {
-            identity: self.identity()?,
+            identity: self.prepared_identity()?,
             aggregators: self.aggregator_endpoints()?,
             token: self.aggregator.token()?,
             buffer: self.buffer.options()?,
             source_ip: self.probe.source_ip()?,
             observe: self.observe()?,
+            health: self.health.as_ref().map(HealthConfig::listen).transpose()?,
         })
     }
 
@@ -431,15 +478,53 @@ pub struct PodsObserve {
     pub namespace: Option<String>,
 }
 
+/// Where the prober's region comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegionSource {
+    /// `identity.region` (or `MIXMON_IDENTITY__REGION`).
+    Configured(Region),
+    /// The node's `topology.kubernetes.io/region` label, read at start through
+    /// `[scrape.kubernetes]`'s API (`crate::observe::region`).
+    NodeLabel,
+}
+
+impl std::fmt::Display for RegionSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegionSource::Configured(region) => write!(f, "{region}"),
+            RegionSource::NodeLabel => {
+                write!(f, "the region of its node's {} label (read at start)", crate::observe::region::REGION_LABEL)
+            }
+        }
+    }
+}
+
+/// The prober's identity before start: its region may still have to be read from its node.
+#[derive(Debug, Clone)]
+pub struct PreparedIdentity {
+    pub id: ProberId,
+    pub region: RegionSource,
+    pub node: String,
+}
+
+impl PreparedIdentity {
+    /// The identity the prober registers with, in `region`.
+    pub fn with_region(self, region: Region) -> ProberIdentity {
+        ProberIdentity { id: self.id, region, node: self.node, version: env!("CARGO_PKG_VERSION").into() }
+    }
+}
+
 /// A configuration as the prober runs it, checked by [`ProberConfig::prepare`].
 #[derive(Debug)]
 pub struct Prepared {
-    pub identity: ProberIdentity,
+    pub identity: PreparedIdentity,
     pub aggregators: Vec<tonic::transport::Endpoint>,
     pub token: Option<Secret>,
     pub buffer: crate::buffer::BufferOptions,
     pub source_ip: Option<std::net::IpAddr>,
     pub observe: ObserveSettings,
+    /// `[health] listen`: where `GET /healthz` and `GET /readyz` are served.
+    pub health: Option<std::net::SocketAddr>,
 }
 
 /// Every observer's settings, validated: what `observe::spawn` starts.
@@ -631,6 +716,35 @@ mod tests {
         let mut config = ProberConfig::default();
         config.identity.region = Some("bad region".into());
         assert!(config.identity().is_err());
+    }
+
+    #[test]
+    fn without_a_region_the_node_label_is_asked_only_where_there_is_an_api_to_ask() {
+        let parse = |text: &str| -> ProberConfig { mixmon_config::parse_with_env("p.toml", text, Vec::new()).unwrap() };
+        let from_node = parse("[identity]\nnode = \"n1\"\n[scrape.kubernetes]\n").prepare().unwrap();
+        assert_eq!(from_node.identity.region, RegionSource::NodeLabel);
+        assert!(from_node.identity.region.to_string().contains("topology.kubernetes.io/region"));
+        let configured = parse("[identity]\nregion = \"ap\"\n[scrape.kubernetes]\n").prepare().unwrap();
+        assert_eq!(configured.identity.region.to_string(), "ap", "the configured region wins");
+        let err = parse("[identity]\nnode = \"n1\"\n").prepare().unwrap_err().to_string();
+        assert!(err.contains("identity.region is required") && err.contains("[scrape.kubernetes]"), "{err}");
+    }
+
+    #[test]
+    fn the_health_listen_address_is_checked_by_prepare() {
+        let prepare = |extra: &str| {
+            let text = format!("[identity]\nregion = \"ap\"\n{extra}");
+            mixmon_config::parse_with_env::<ProberConfig>("p.toml", &text, Vec::new()).unwrap().prepare()
+        };
+        assert_eq!(prepare("").unwrap().health, None, "off unless present");
+        let on = prepare("[health]\nlisten = \"0.0.0.0:9102\"\n").unwrap();
+        assert_eq!(on.health, Some(std::net::SocketAddr::from(([0, 0, 0, 0], 9102))));
+        for bad in ["9102", "localhost:9102", "0.0.0.0", ""] {
+            let err = prepare(&format!("[health]\nlisten = \"{bad}\"\n")).unwrap_err().to_string();
+            assert!(err.contains("health.listen"), "{bad:?}: {err}");
+        }
+        let typo = mixmon_config::parse_with_env::<ProberConfig>("p.toml", "[health]\naddr = \"x\"\n", Vec::new());
+        assert!(typo.unwrap_err().to_string().contains("addr"));
     }
 
     fn observe(text: &str) -> Result<ObserveSettings, String> {

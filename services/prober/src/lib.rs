@@ -7,12 +7,14 @@
 //! `buffer` (what is not yet acknowledged), `wal` (its
 //! on-disk write-ahead log), `uplink` (the control-plane client),
 //! `ground_truth` (an optional log of every result, for tests and audits), `observe` (mixer
-//! scrapes, node and pod samples, buffered beside the probe results).
+//! scrapes, node and pod samples, buffered beside the probe results; the region from the
+//! node's label), `health` (`GET /healthz` and `GET /readyz` for Kubernetes' probes).
 
 pub mod buffer;
 pub mod checks;
 pub mod config;
 pub mod ground_truth;
+pub mod health;
 pub mod observe;
 pub mod scheduler;
 pub mod uplink;
@@ -37,12 +39,61 @@ pub enum ProberError {
 
 /// Runs the prober until `shutdown` completes, then flushes what it can and returns.
 pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ProberError> {
-    let config::Prepared { identity, aggregators, token, buffer: mut options, source_ip: _, observe: observe_settings } =
-        config.prepare()?;
+    let config::Prepared {
+        identity,
+        aggregators,
+        token,
+        buffer: mut options,
+        source_ip: _,
+        observe: observe_settings,
+        health: health_listen,
+    } = config.prepare()?;
     let source_ip = config.probe_source_ip()?;
     if let Some(ip) = source_ip {
         tracing::info!(%ip, "probes are sent from probe.source_ip");
     }
+    let health = health::Health::new();
+    health.beat();
+    let _health_server = match health_listen {
+        Some(addr) => {
+            let listener = health::bind(addr).await?;
+            tracing::info!(%addr, "health endpoints: GET /healthz, GET /readyz");
+            Some(health::serve(listener, health.clone()))
+        }
+        None => None,
+    };
+    // The observers (scrapes, node and pod samples) stop with the checks, before the uplink
+    // flushes its last batches.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = {
+        let mut stop_rx = stop_rx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        }
+    };
+    let identity = match identity.region.clone() {
+        config::RegionSource::Configured(region) => identity.with_region(region),
+        config::RegionSource::NodeLabel => {
+            // `prepare` leaves the region to the node only where there is an API to ask.
+            let Some(kube) = &observe_settings.kubernetes else {
+                return Err(ProberError::Config("identity.region is required (or MIXMON_IDENTITY__REGION)".into()));
+            };
+            let client = observe::discovery::client(kube)?;
+            let beat = {
+                let health = health.clone();
+                move || health.beat()
+            };
+            match observe::region::resolve(&client, &identity.node, beat, stop_rx.clone()).await? {
+                Some(region) => identity.with_region(region),
+                // Stopped before the API answered: nothing ran, nothing to flush.
+                None => return Ok(()),
+            }
+        }
+    };
     let http = checks::HttpProber::new().map_err(|e| ProberError::Checks(e.to_string()))?.with_source_ip(source_ip);
     if let Some(wal) = options.wal.as_mut() {
         // One log per prober id: probers sharing a node (or a default directory) never read
@@ -75,19 +126,6 @@ pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send
         ),
         None => None,
     };
-    // The observers (scrapes, node and pod samples) stop with the checks, before the uplink
-    // flushes its last batches.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let shutdown = {
-        let mut stop_rx = stop_rx.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        });
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        }
-    };
     let observations = {
         // Observations skip the ground-truth log: it holds probe results only.
         let sink = scheduler::ResultSink::new(buffer.clone(), None);
@@ -102,6 +140,7 @@ pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send
         token,
         batch_max_results: config.batch.max_results,
         flush_interval: std::time::Duration::from_millis(config.batch.flush_interval_ms),
+        health,
     });
     uplink.run(buffer, scheduler, shutdown).await;
     for task in observations {

@@ -35,6 +35,8 @@ const BACKOFF_CAP: Duration = Duration::from_secs(10);
 const HEALTHY_SESSION: Duration = Duration::from_secs(10);
 /// How long a stopping prober waits for the acknowledgements of its last batches.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a running session tells the health endpoints that it turns.
+const BEAT_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct UplinkSettings {
     pub identity: ProberIdentity,
@@ -42,6 +44,8 @@ pub struct UplinkSettings {
     pub token: Option<Secret>,
     pub batch_max_results: usize,
     pub flush_interval: Duration,
+    /// Told that the loop turns and when an assignment is held (`GET /healthz`, `/readyz`).
+    pub health: Arc<crate::health::Health>,
 }
 
 pub struct Uplink {
@@ -116,7 +120,9 @@ impl Uplink {
         };
         let mut attempt: u32 = 0;
         let mut index = 0usize;
+        let health = self.settings.health.clone();
         loop {
+            health.beat();
             if *stop_rx.borrow() {
                 break;
             }
@@ -142,6 +148,7 @@ impl Uplink {
                 _ = stop_rx.changed() => break,
             }
         }
+        health.stopped();
         scheduler.stop_all();
         buffer.sync();
         let stats = buffer.stats();
@@ -192,14 +199,18 @@ impl Uplink {
         // instead of filling the channel before anyone reads it.
         for batch in buffer.unacked() {
             send_batch(&tx, &batch).await?;
+            self.settings.health.beat();
         }
 
         let mut flush = tokio::time::interval(self.settings.flush_interval);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut heartbeat = tokio::time::interval(heartbeat_every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut beat = tokio::time::interval(BEAT_INTERVAL);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
+                _ = beat.tick() => self.settings.health.beat(),
                 _ = stop.changed() => {
                     // No new results from here on, so the last batch holds everything measured.
                     scheduler.stop_all_and_wait().await;
@@ -211,7 +222,11 @@ impl Uplink {
                 }
                 update = assignments.message() => match update? {
                     Some(update) => {
+                        let snapshot = update.kind == pb::assignment_update::Kind::Snapshot as i32;
                         if apply_assignment(scheduler, update) {
+                            if snapshot {
+                                self.settings.health.assignment_held();
+                            }
                             // Tell the aggregator which version runs now, so it sees drift.
                             let applied = pb::report_request::Msg::Applied(pb::AssignmentApplied {
                                 version: scheduler.version(),

@@ -8,6 +8,7 @@ pub mod kubelet;
 pub mod node;
 pub mod pods;
 pub mod quantity;
+pub mod region;
 pub mod scrape;
 
 use std::sync::Arc;
