@@ -10,6 +10,7 @@ pub mod counters;
 pub mod figure_sli;
 pub mod figures;
 pub mod ids;
+pub mod lru;
 pub mod prober;
 pub mod record;
 pub mod result;

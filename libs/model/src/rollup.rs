@@ -116,6 +116,13 @@ impl PhaseStats {
 }
 
 impl Rollup {
+    /// About how many bytes it occupies, itself and what it holds on the heap (a B-tree node
+    /// per few failure kinds), for caches bounded in bytes.
+    pub fn approx_bytes(&self) -> usize {
+        const FAILURE_ENTRY_BYTES: usize = 64;
+        std::mem::size_of::<Rollup>() + self.latency.heap_bytes() + self.failures.len() * FAILURE_ENTRY_BYTES
+    }
+
     pub fn add(&mut self, result: &ProbeResult) {
         self.total += 1;
         match result.failure {

@@ -48,6 +48,11 @@ impl LatencySketch {
         Self::default()
     }
 
+    /// Bytes its buckets hold on the heap, for caches bounded in bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * std::mem::size_of::<(i32, u64)>()
+    }
+
     /// Adds one value. Non-finite and negative values are the caller's bug; they are counted
     /// in the zero bucket rather than poisoning the sketch.
     pub fn add(&mut self, v: f64) {

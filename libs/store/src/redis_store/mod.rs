@@ -39,7 +39,7 @@ use mixmon_model::{CheckId, Subject};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Value};
 
-pub use cache::DEFAULT_READ_CACHE_HOURS;
+pub use cache::{DEFAULT_READ_CACHE_BYTES, DEFAULT_READ_CACHE_HOURS};
 pub use read::{MAX_READ_KEYS, MAX_READ_MINUTES};
 
 use crate::StoreError;
@@ -57,6 +57,8 @@ pub struct RedisStoreConfig {
     pub connect_timeout: Duration,
     /// Decoded (series, hour) blocks kept for reads; 0 disables the cache.
     pub read_cache_hours: usize,
+    /// Bytes those blocks may hold (by estimate); 0 disables the cache.
+    pub read_cache_bytes: usize,
 }
 
 impl RedisStoreConfig {
@@ -66,6 +68,7 @@ impl RedisStoreConfig {
             response_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             read_cache_hours: DEFAULT_READ_CACHE_HOURS,
+            read_cache_bytes: DEFAULT_READ_CACHE_BYTES,
         }
     }
 }
@@ -97,7 +100,6 @@ pub struct RedisStore {
     response_timeout: Duration,
     pub(crate) shown_url: String,
     cache: Mutex<HourCache>,
-    cache_capacity: usize,
     /// When this process last added each check to [`keys::CHECKS`].
     checks_written: Mutex<HashMap<CheckId, Instant>>,
     figures_script: redis::Script,
@@ -150,8 +152,7 @@ impl RedisStore {
             apply_script: redis::Script::new(APPLY_SCRIPT),
             response_timeout: config.response_timeout,
             shown_url,
-            cache: Mutex::new(HourCache::default()),
-            cache_capacity: config.read_cache_hours,
+            cache: Mutex::new(HourCache::new(config.read_cache_hours, config.read_cache_bytes)),
             checks_written: Mutex::new(HashMap::new()),
             figures_script: redis::Script::new(FIGURES_SCRIPT),
             subjects_written: Mutex::new(HashMap::new()),

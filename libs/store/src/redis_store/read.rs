@@ -122,7 +122,7 @@ impl RedisStore {
     pub(super) async fn minute_blocks(&self, blocks: &[(SeriesKey, Hour)]) -> Result<Vec<Minutes>, StoreError> {
         // Versions first, then minutes: data read after its version can only be newer, which
         // costs a re-read next time, never a stale answer.
-        let versions = if self.cache_capacity > 0 { self.hour_versions(blocks).await? } else { vec![0; blocks.len()] };
+        let versions = if self.cache().enabled() { self.hour_versions(blocks).await? } else { vec![0; blocks.len()] };
         let mut out: Vec<Option<Minutes>> = Vec::with_capacity(blocks.len());
         let mut missing = Vec::new();
         {
@@ -142,7 +142,7 @@ impl RedisStore {
             for ((i, block), minutes) in missing.iter().zip(wanted).zip(read) {
                 let minutes = Arc::new(minutes);
                 if versions[*i] > 0 {
-                    cache.put(block, versions[*i], minutes.clone(), self.cache_capacity);
+                    cache.put(block, versions[*i], minutes.clone());
                 }
                 out[*i] = Some(minutes);
             }
