@@ -1,13 +1,15 @@
 //! A small harness that starts mixmon's real binaries as processes, each with a config file
 //! in a temporary directory, and reads back the addresses they bound (ready files), so each
 //! end-to-end test reads as a scenario. `faults` holds the fault scenarios that both the
-//! tests and `scripts/bench.sh faults` run.
+//! tests and `scripts/bench.sh faults` run; `soak` the day of load and faults that
+//! `scripts/soak.sh` runs.
 
 pub mod alerting;
 pub mod faults;
 pub mod notifications;
 pub mod receivers;
 pub mod smtp;
+pub mod soak;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

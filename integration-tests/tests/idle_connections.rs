@@ -106,7 +106,9 @@ async fn idle_connections_are_closed_and_real_clients_are_served_meanwhile() -> 
 
     // Slow loris: a request (or an HTTP/2 preface) a byte every 500 ms, never idle for the
     // idle timeout, is closed once the header-read timeout passed.
-    for (address, greeting) in [(&api, &b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"[..]), (&grpc, &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..])] {
+    for (address, greeting) in
+        [(&api, &b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"[..]), (&grpc, &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..])]
+    {
         let mut loris = TcpStream::connect(address.as_str()).await?;
         let started = Instant::now();
         let mut closed = false;

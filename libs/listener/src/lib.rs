@@ -365,7 +365,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_connection_is_closed_and_a_talking_one_is_kept() {
-        let (addr, _task) = guarded(ConnectionLimits { max_connections: 8, idle_timeout_ms: 1_000, header_read_timeout_ms: 1_000 }).await;
+        let (addr, _task) =
+            guarded(ConnectionLimits { max_connections: 8, idle_timeout_ms: 1_000, header_read_timeout_ms: 1_000 })
+                .await;
         let mut idle = TcpStream::connect(addr).await.unwrap();
         let mut talking = TcpStream::connect(addr).await.unwrap();
         // Longer in all than the idle timeout, each gap a fifth of it.

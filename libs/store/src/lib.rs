@@ -24,7 +24,8 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use outbox::{Delivery, IntegrationStatus, OutboxStore};
 pub use redis_store::{
-    redact_url, RedisStore, RedisStoreConfig, DEFAULT_READ_CACHE_BYTES, DEFAULT_READ_CACHE_HOURS, MAX_READ_KEYS, MAX_READ_MINUTES,
+    redact_url, RedisStore, RedisStoreConfig, DEFAULT_READ_CACHE_BYTES, DEFAULT_READ_CACHE_HOURS, MAX_READ_KEYS,
+    MAX_READ_MINUTES,
 };
 
 /// Metrics (rollups) are kept 15 days.
