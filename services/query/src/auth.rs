@@ -1,6 +1,8 @@
 //! Bearer-token check for everything but the liveness routes, as one middleware layer. A
 //! missing or wrong token is 403, not 401: Grafana's proxy replaces a 401 with its own
-//! message, and the user would never learn what is wrong.
+//! message, and the user would never learn what is wrong. The status page (`GET /status`),
+//! which people open in a browser and Grafana never proxies, is open when configured public,
+//! and otherwise answers a missing or wrong token with 401 and a short HTML reason.
 
 use axum::extract::{Request, State};
 use axum::http::{header::AUTHORIZATION, Method};
@@ -8,20 +10,23 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::QueryError;
-use crate::AppState;
+use crate::{status_page, AppState};
 
 pub(crate) async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(token) = &state.options.auth_token else {
         return next.run(request).await;
     };
-    let open_route =
-        matches!(*request.method(), Method::GET | Method::HEAD) && matches!(request.uri().path(), "/" | "/healthz");
+    let read = matches!(*request.method(), Method::GET | Method::HEAD);
+    let path = request.uri().path();
+    let status_page = read && path == status_page::PATH;
+    let open_route = read && matches!(path, "/" | "/healthz") || status_page && state.options.status_page.public;
     if open_route {
         return next.run(request).await;
     }
     let presented = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer);
     match presented {
         Some(candidate) if token.matches(candidate) => next.run(request).await,
+        _ if status_page => status_page::unauthorized(),
         _ => QueryError::Forbidden.into_response(),
     }
 }

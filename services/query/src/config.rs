@@ -9,6 +9,9 @@
 //! token_file = "/etc/mixmon/query-token"
 //! [limits]
 //! max_datapoints = 500000
+//! [status_page]
+//! public = false        # true: GET /status without the token (the rest still needs it)
+//! refresh_seconds = 30
 //! ```
 
 use mixmon_config::AuthConfig;
@@ -29,6 +32,36 @@ pub struct QueryConfig {
     /// What the listener allows: open connections and their idle timeout.
     #[serde(default)]
     pub connections: mixmon_listener::ConnectionLimits,
+    #[serde(default)]
+    pub status_page: StatusPageConfig,
+}
+
+/// `[status_page]`: who may read `GET /status`, and how often it reloads itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusPageConfig {
+    /// Served without the bearer token; off by default, so the page takes the API's token.
+    #[serde(default)]
+    pub public: bool,
+    /// The page's `<meta http-equiv="refresh">`.
+    #[serde(default = "default_refresh_seconds")]
+    pub refresh_seconds: u32,
+}
+
+impl Default for StatusPageConfig {
+    fn default() -> Self {
+        StatusPageConfig { public: false, refresh_seconds: default_refresh_seconds() }
+    }
+}
+
+impl StatusPageConfig {
+    pub fn options(&self) -> crate::StatusPageOptions {
+        crate::StatusPageOptions { public: self.public, refresh_seconds: self.refresh_seconds }
+    }
+}
+
+fn default_refresh_seconds() -> u32 {
+    crate::status_page::DEFAULT_REFRESH_SECONDS
 }
 
 /// `[limits]`: what one request may cost.
@@ -89,6 +122,14 @@ impl QueryConfig {
                 self.limits.request_timeout_ms
             ));
         }
+        // Below 5 s a wall display would re-render the page for nothing (it is reused for
+        // 5 s); above an hour it is no longer a live page.
+        if !(5..=3_600).contains(&self.status_page.refresh_seconds) {
+            return Err(format!(
+                "status_page.refresh_seconds must be in 5..=3600, got {}",
+                self.status_page.refresh_seconds
+            ));
+        }
         self.connections.validate()
     }
 }
@@ -120,5 +161,27 @@ mod tests {
         let zero: QueryConfig = mixmon_config::parse_with_env("t", "", env).unwrap();
         assert!(zero.validate().is_err());
         assert!(mixmon_config::parse_with_env::<QueryConfig>("t", "[auth]\ntokn = 1\n", Vec::new()).is_err());
+    }
+
+    #[test]
+    fn the_status_page_is_private_by_default_and_its_refresh_is_bounded() {
+        let defaults: QueryConfig = mixmon_config::parse_with_env("t", "", Vec::new()).unwrap();
+        assert_eq!(defaults.status_page.options(), crate::StatusPageOptions { public: false, refresh_seconds: 30 });
+        let public: QueryConfig =
+            mixmon_config::parse_with_env("t", "[status_page]\npublic = true\nrefresh_seconds = 60\n", Vec::new())
+                .unwrap();
+        assert_eq!(public.status_page.options(), crate::StatusPageOptions { public: true, refresh_seconds: 60 });
+        prepare(&public).unwrap();
+        let env = vec![("MIXMON_STATUS_PAGE__PUBLIC".to_string(), "true".to_string())];
+        let from_env: QueryConfig = mixmon_config::parse_with_env("t", "", env).unwrap();
+        assert!(from_env.status_page.public);
+        for bad in [0, 4, 3_601] {
+            let text = format!("[status_page]\nrefresh_seconds = {bad}\n");
+            let config: QueryConfig = mixmon_config::parse_with_env("t", &text, Vec::new()).unwrap();
+            let error = prepare(&config).unwrap_err();
+            assert!(error.contains("status_page.refresh_seconds must be in 5..=3600"), "{error}");
+        }
+        let typo = "[status_page]\npublik = true\n";
+        assert!(mixmon_config::parse_with_env::<QueryConfig>("t", typo, Vec::new()).is_err());
     }
 }

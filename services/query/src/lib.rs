@@ -8,7 +8,8 @@
 //! `/search` (Grafana); `GET /api/v1/status` (the health table, [`status_snapshot`]) and
 //! `GET /api/v1/status/mixer` (the mixer per region, [`mixer_snapshot`]); the alerts, their
 //! history and silences in Alertmanager's API (`alerts`, `silences`); `GET /api/v1/receivers`
-//! (how notifications are being delivered).
+//! (how notifications are being delivered); `GET /status`, the HTML status page
+//! (`status_page`).
 
 mod alerts;
 mod auth;
@@ -28,6 +29,7 @@ mod request;
 mod selection;
 mod silences;
 mod status;
+mod status_page;
 mod timeline;
 
 use std::future::Future;
@@ -50,6 +52,7 @@ pub use figure::FigureMetric;
 pub use limits::{DEFAULT_MAX_CONCURRENT, DEFAULT_REQUEST_TIMEOUT};
 pub use metric::Metric;
 pub use status::{mixer_snapshot, status_snapshot, EndpointStatus, MixerStatus};
+pub use status_page::StatusPageOptions;
 
 /// Largest request body accepted; Grafana's requests are a few kilobytes.
 pub const BODY_LIMIT_BYTES: usize = 1 << 20;
@@ -66,6 +69,8 @@ pub struct QueryOptions {
     pub max_concurrent: usize,
     /// Longest a request may run before it is stopped with 503.
     pub request_timeout: std::time::Duration,
+    /// `GET /status`: whether it is public, how often it refreshes.
+    pub status_page: StatusPageOptions,
 }
 
 /// Far above a real dashboard panel (50 series x 1 700 points is 85 000), far below what
@@ -80,6 +85,7 @@ impl Default for QueryOptions {
             max_datapoints: DEFAULT_MAX_DATAPOINTS,
             max_concurrent: limits::DEFAULT_MAX_CONCURRENT,
             request_timeout: limits::DEFAULT_REQUEST_TIMEOUT,
+            status_page: StatusPageOptions::default(),
         }
     }
 }
@@ -91,6 +97,8 @@ pub(crate) struct AppState {
     pub points: Arc<compute::PointCache>,
     /// When this service started (Alertmanager's status reports an uptime).
     pub started_at_ms: i64,
+    /// The status page's last render, reused for a few seconds.
+    pub status_page: Arc<status_page::Renders>,
 }
 
 /// Folded (group, hour, step) blocks the query service keeps; a 24 h panel of 24 series at
@@ -98,7 +106,7 @@ pub(crate) struct AppState {
 const POINT_CACHE_HOURS: usize = 4_096;
 
 /// The whole HTTP API. No route redirects, and every answer, errors and unknown routes
-/// included, is JSON.
+/// included, is JSON, but the status page's (HTML).
 pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
     let limits = limits::Limits {
         in_flight: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent.max(1))),
@@ -110,6 +118,7 @@ pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
         options: Arc::new(options),
         points: Arc::new(compute::PointCache::new(POINT_CACHE_HOURS)),
         started_at_ms: chrono::Utc::now().timestamp_millis(),
+        status_page: Arc::default(),
     };
     Router::new()
         .route("/", get(alive))
@@ -130,6 +139,7 @@ pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
         .route("/api/v2/alerts/groups", get(alerts::v2_groups))
         .route("/api/v2/status", get(alerts::v2_status))
         .route("/api/v1/receivers", get(receivers::handler))
+        .route(status_page::PATH, get(status_page::handler))
         .route("/api/v2/silences", get(silences::list).post(silences::create))
         .route("/api/v2/silence/{id}", get(silences::get_one).delete(silences::expire))
         .fallback(not_found)

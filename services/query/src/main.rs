@@ -44,6 +44,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         max_datapoints: config.limits.max_datapoints,
         max_concurrent: config.limits.max_concurrent_requests,
         request_timeout: std::time::Duration::from_millis(config.limits.request_timeout_ms),
+        status_page: config.status_page.options(),
     };
     let router = app(store, options);
     serve(listener, config.connections, router, shutdown()).await.context("server failed")?;
