@@ -34,6 +34,16 @@ command -v openssl >/dev/null 2>&1 || {
 # The alerting test must not skip its amtool check where this script installed amtool.
 export REQUIRE_AMTOOL=1
 
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing chromium (the status page test renders /status headless at desktop and phone widths)"
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+# The status page test must not skip its Chromium part where this script installed chromium.
+export REQUIRE_CHROMIUM=1
+
 # The deployment's test (deploy/check.sh) renders deploy/k8s with kubectl's built-in kustomize
 # and checks every object offline with kubernetes-validate (schemas) and checkov (policy).
 if ! command -v kubectl >/dev/null 2>&1; then
