@@ -212,6 +212,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("mixmon is up (in-memory store and prober buffers: nothing is kept after exit). Ctrl-C stops it.");
     println!("  Grafana JSON datasource  http://{query_addr}   (POST /query, /metrics, /variable, ...)");
     println!("  status API               http://{query_addr}/api/v1/status");
+    println!("  status page              http://{query_addr}/status   (HTML, no JavaScript)");
     println!("  alerts ({rule_count} rules)        http://{query_addr}/api/v2/alerts   (Alertmanager's API: amtool, Grafana, karma)");
     println!("  control plane (gRPC)     {grpc_addr}");
     println!("  probers                  {} ({})", regions.len(), regions.join(", "));
