@@ -58,6 +58,12 @@ fn mistakes() -> Vec<(&'static str, &'static str, String, &'static str)> {
             "listen = \"127.0.0.1:0\"\n[connections]\nidle_timeout_ms = 10\n".into(),
             "connections.idle_timeout_ms",
         ),
+        (
+            "mixmon-query",
+            "--query",
+            "listen = \"127.0.0.1:0\"\n[status_page]\nrefresh_seconds = 1\n".into(),
+            "status_page.refresh_seconds",
+        ),
     ]
 }
 
