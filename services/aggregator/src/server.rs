@@ -163,9 +163,12 @@ pub async fn serve(
         .layer(tower::ServiceBuilder::new().load_shed().concurrency_limit(MAX_UNARY_IN_FLIGHT).into_inner())
         .add_service(health_service)
         .add_service(control_plane)
-        .serve_with_incoming_shutdown(GuardedListener::new(listener, connections).greeting_bytes(HTTP2_PREFACE_BYTES).into_stream(), async move {
-            let _ = server_stop.wait_for(|stopping| *stopping).await;
-        });
+        .serve_with_incoming_shutdown(
+            GuardedListener::new(listener, connections).greeting_bytes(HTTP2_PREFACE_BYTES).into_stream(),
+            async move {
+                let _ = server_stop.wait_for(|stopping| *stopping).await;
+            },
+        );
     let result = tokio::select! {
         result = server => result.map_err(AggregatorError::from),
         _ = async {

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use mixmon_model::alert::Counts;
+use mixmon_model::lru::BoundedLru;
 use mixmon_model::time::MINUTES_PER_HOUR;
 use mixmon_model::{Hour, LatencySketch, Minute, Rollup, SeriesKey, SketchSum};
 use mixmon_store::{RollupBlock, Store, StoreError, MAX_READ_KEYS};
@@ -373,30 +374,36 @@ fn fold_hour(hour: Hour, step: i64, blocks: &[&RollupBlock]) -> FoldedHour {
 
 /// Folded hours of groups, reused while the store hands out the same hour blocks: a
 /// dashboard refresh then folds only the hours that changed (usually the current one).
+/// Bounded in entries and in bytes.
 pub(crate) struct PointCache {
-    inner: Mutex<PointCacheInner>,
-    capacity: usize,
+    inner: Mutex<BoundedLru<PointKey, CachedFold>>,
 }
 
 type PointKey = (Vec<SeriesKey>, Hour, i64);
-
-#[derive(Default)]
-struct PointCacheInner {
-    entries: HashMap<PointKey, CachedFold>,
-    clock: u64,
-}
 
 struct CachedFold {
     /// The blocks folded. Weak references keep each block's allocation (the identity
     /// compared) from being reused while the entry lives, without keeping the minutes alive.
     blocks: Vec<Weak<Vec<(Minute, Rollup)>>>,
     folded: Arc<FoldedHour>,
-    last_used: u64,
+}
+
+/// Metric values a folded hour ends up holding, for its size estimate: a dashboard asks a
+/// handful of metrics of each group.
+const VALUES_PER_POINT_ESTIMATE: usize = 8;
+
+impl FoldedHour {
+    /// About the bytes it holds, the metric values it will compute included.
+    fn approx_bytes(&self) -> usize {
+        let points: usize = self.points.iter().map(|p| 2 * std::mem::size_of::<usize>() + p.approx_bytes()).sum();
+        let values = self.points.len() * VALUES_PER_POINT_ESTIMATE * std::mem::size_of::<Option<f64>>();
+        points + values + self.per_minute.len() * std::mem::size_of::<(u64, u64)>()
+    }
 }
 
 impl PointCache {
-    pub fn new(capacity: usize) -> Self {
-        Self { inner: Mutex::new(PointCacheInner::default()), capacity }
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self { inner: Mutex::new(BoundedLru::new(max_entries, max_bytes)) }
     }
 
     fn get_or_fold(
@@ -410,32 +417,19 @@ impl PointCache {
         let key: PointKey = (group.to_vec(), hour, step);
         {
             let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            inner.clock += 1;
-            let clock = inner.clock;
-            if let Some(entry) = inner.entries.get_mut(&key) {
+            if let Some(entry) = inner.get(&key) {
                 let same = entry.blocks.len() == blocks.len()
                     && entry.blocks.iter().zip(blocks).all(|(a, b)| std::ptr::eq(a.as_ptr(), Arc::as_ptr(&b.minutes)));
                 if same {
-                    entry.last_used = clock;
                     return entry.folded.clone();
                 }
             }
         }
         let folded = Arc::new(fold());
-        if self.capacity > 0 {
-            let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&key) {
-                // Evict the least recently used quarter at once, so eviction is amortised.
-                let mut stamps: Vec<u64> = inner.entries.values().map(|e| e.last_used).collect();
-                stamps.sort_unstable();
-                let cut = stamps[(stamps.len() / 4).min(stamps.len() - 1)];
-                inner.entries.retain(|_, e| e.last_used > cut);
-            }
-            inner.clock += 1;
-            let last_used = inner.clock;
-            let blocks = blocks.iter().map(|b| Arc::downgrade(&b.minutes)).collect();
-            inner.entries.insert(key, CachedFold { blocks, folded: folded.clone(), last_used });
-        }
+        let bytes = folded.approx_bytes();
+        let blocks = blocks.iter().map(|b| Arc::downgrade(&b.minutes)).collect();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.insert(key, CachedFold { blocks, folded: folded.clone() }, bytes);
         folded
     }
 }

@@ -95,6 +95,8 @@ pub(crate) struct AppState {
     pub store: Arc<dyn Store>,
     pub options: Arc<QueryOptions>,
     pub points: Arc<compute::PointCache>,
+    /// The datapoints all `/query` requests may compute at once.
+    pub point_budget: Arc<query::PointBudget>,
     /// When this service started (Alertmanager's status reports an uptime).
     pub started_at_ms: i64,
     /// The status page's last render, reused for a few seconds.
@@ -104,6 +106,9 @@ pub(crate) struct AppState {
 /// Folded (group, hour, step) blocks the query service keeps; a 24 h panel of 24 series at
 /// one step needs 600.
 const POINT_CACHE_HOURS: usize = 4_096;
+/// Bytes the folded hours may hold (by estimate), whatever their width: a 24 h panel of 24
+/// series with its uptime lead folds about 1 200 hours of some 100 KiB at a minute's step.
+const POINT_CACHE_BYTES: usize = 256 << 20;
 
 /// The whole HTTP API. No route redirects, and every answer, errors and unknown routes
 /// included, is JSON, but the status page's (HTML).
@@ -115,8 +120,9 @@ pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
     };
     let state = AppState {
         store,
+        point_budget: Arc::new(query::PointBudget::new(options.max_datapoints)),
         options: Arc::new(options),
-        points: Arc::new(compute::PointCache::new(POINT_CACHE_HOURS)),
+        points: Arc::new(compute::PointCache::new(POINT_CACHE_HOURS, POINT_CACHE_BYTES)),
         started_at_ms: chrono::Utc::now().timestamp_millis(),
         status_page: Arc::default(),
     };
@@ -160,7 +166,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = mixmon_listener::GuardedListener::new(listener, connections);
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    mixmon_listener::serve_http(listener, router, shutdown).await
 }
 
 async fn alive() -> Json<Value> {

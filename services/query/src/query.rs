@@ -6,9 +6,13 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use axum::extract::State;
-use axum::Json;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::body::JsonBody;
 use crate::compute::{load_groups, GroupSeries, Needs, PointCache};
@@ -24,18 +28,49 @@ use mixmon_model::alert::Matcher;
 pub(crate) async fn handler(
     State(state): State<AppState>,
     JsonBody(mut body): JsonBody,
-) -> Result<Json<Vec<Value>>, QueryError> {
+) -> Result<Response, QueryError> {
     let now = chrono::Utc::now().timestamp_millis();
     let annotations = take_annotation_targets(&mut body)?;
     let request = parse_query(&body, now)?;
-    let mut out = run(state.store.as_ref(), &request, &state.points, state.options.max_datapoints).await?;
+    let (mut out, admitted) = run(state.store.as_ref(), &request, &state.points, &state.point_budget).await?;
     if !annotations.is_empty() {
         let (from, to) = crate::timeline::parse_range(&body, now)?;
         for (ref_id, matchers) in &annotations {
             out.push(crate::alerts::annotations(&state, ref_id.as_ref(), from, to, matchers).await?);
         }
     }
-    Ok(Json(out))
+    // Serialized while the admission is held, and the tree freed before the bytes are sent.
+    // A Value tree always serializes (its map keys are strings).
+    let body = serde_json::to_vec(&out).unwrap_or_else(|_| b"[]".to_vec());
+    drop((out, admitted));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// How many datapoints all `/query` requests may be computing at once, in permits of
+/// [`POINTS_PER_PERMIT`]: twice what one request may answer. A burst of heavy but allowed
+/// queries then waits its turn (each still under the request timeout) instead of multiplying
+/// the memory they take.
+pub(crate) struct PointBudget {
+    pub cap: usize,
+    in_flight: Arc<Semaphore>,
+    permits: u32,
+}
+
+const POINTS_PER_PERMIT: usize = 1_000;
+
+impl PointBudget {
+    pub fn new(cap: usize) -> Self {
+        let permits = u32::try_from((2 * cap).div_ceil(POINTS_PER_PERMIT))
+            .unwrap_or(u32::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS as u32);
+        PointBudget { cap, in_flight: Arc::new(Semaphore::new(permits as usize)), permits }
+    }
+
+    async fn admit(&self, datapoints: usize) -> Option<OwnedSemaphorePermit> {
+        let wanted = u32::try_from(datapoints.div_ceil(POINTS_PER_PERMIT)).unwrap_or(u32::MAX).clamp(1, self.permits);
+        // Never closed; a closed semaphore would only mean no admission control.
+        self.in_flight.clone().acquire_many_owned(wanted).await.ok()
+    }
 }
 
 /// One annotation query: its `refId` and the matchers that narrow it.
@@ -74,10 +109,10 @@ pub(crate) async fn run(
     store: &dyn mixmon_store::Store,
     request: &QueryRequest,
     cache: &PointCache,
-    max_datapoints: usize,
-) -> Result<Vec<Value>, QueryError> {
+    budget: &PointBudget,
+) -> Result<(Vec<Value>, Option<OwnedSemaphorePermit>), QueryError> {
     if request.targets.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let probes = |target: &Target| target.metrics.iter().any(|m| m.figure().is_none());
     let figures = |target: &Target| target.metrics.iter().any(|m| m.figure().is_some());
@@ -108,7 +143,8 @@ pub(crate) async fn run(
         }
         selected.push(groups);
     }
-    check_budget(request, &selected, &subjects, max_datapoints)?;
+    let datapoints = check_budget(request, &selected, &subjects, budget.cap)?;
+    let admitted = budget.admit(datapoints).await;
     let series = load_groups(store, &members, &request.timeline, needs, cache).await?;
     let loaded: HashMap<(String, String), &GroupSeries> =
         unique.into_iter().filter_map(|(id, i)| series.get(i).map(|s| (id, s))).collect();
@@ -147,7 +183,7 @@ pub(crate) async fn run(
             out.extend(figure_query::run_target(store, &subjects, target, &request.filters, &request.timeline).await?);
         }
     }
-    Ok(out)
+    Ok((out, admitted))
 }
 
 /// Refuses, before reading anything, a query that would answer more than `cap` datapoints:
@@ -158,7 +194,7 @@ fn check_budget(
     selected: &[Vec<crate::selection::SeriesGroup>],
     subjects: &[mixmon_model::Subject],
     cap: usize,
-) -> Result<(), QueryError> {
+) -> Result<usize, QueryError> {
     let points = request.timeline.points.max(1);
     let mut series = 0usize;
     let mut datapoints = 0usize;
@@ -184,7 +220,7 @@ fn check_budget(
             ),
         ));
     }
-    Ok(())
+    Ok(datapoints)
 }
 
 fn insert_ref_id(element: &mut Map<String, Value>, target: &Target) {
@@ -215,4 +251,31 @@ fn table(target: &Target, metric: Metric, folded: &[(&str, &str, &GroupSeries)],
     );
     element.insert("rows".into(), Value::Array(rows));
     Value::Object(element)
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn heavy_queries_beyond_the_budget_wait_their_turn_and_light_ones_fit_beside() {
+        let budget = PointBudget::new(100_000); // 200 000 datapoints at once
+        let first = budget.admit(150_000).await;
+        assert!(first.is_some());
+        // A light one fits beside it.
+        let light = tokio::time::timeout(Duration::from_secs(5), budget.admit(1_000)).await;
+        assert!(matches!(light, Ok(Some(_))));
+        drop(light);
+        // A second heavy one waits until the first is done.
+        let waiting = tokio::time::timeout(Duration::from_millis(200), budget.admit(150_000)).await;
+        assert!(waiting.is_err(), "two heavy queries computed at once");
+        drop(first);
+        let admitted = tokio::time::timeout(Duration::from_secs(5), budget.admit(150_000)).await;
+        assert!(matches!(admitted, Ok(Some(_))));
+        // More than the whole budget is admitted alone, not refused or stuck.
+        drop(admitted);
+        let huge = tokio::time::timeout(Duration::from_secs(5), budget.admit(10_000_000)).await;
+        assert!(matches!(huge, Ok(Some(_))));
+    }
 }
