@@ -12,6 +12,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc returns freed memory to the system: 5 s after a burst of 20 heavy but allowed
+/// queries (`scripts/bench.sh hostile`) glibc's malloc still held 43 MB above idle in its
+/// per-thread arenas, mimalloc 0.4 MB (at an idle 13 MB higher: 34 against 21 MB).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "mixmon: monitoring and alerting for AI Mixer")]
 struct Cli {
