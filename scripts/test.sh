@@ -94,3 +94,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --locked --no-fail-fast
 fi
+
+# The soak at its default length (4 minutes): the whole system through its chaos schedule,
+# compared with the probers' ground truth. Alone, after the tests, so nothing else loads the
+# machine's two cores meanwhile. `scripts/soak.sh 30` is the benchmark.
+echo "== soak"
+scripts/soak.sh

@@ -578,7 +578,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
                     }
                 }
                 // A line every 30 s for whoever reads a growth.
-                if samples % 6 == 0 {
+                if samples.is_multiple_of(6) {
                     trace.push(line);
                 }
                 samples += 1;
