@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Where scripts/test.sh installs kubernetes-validate and checkov (as setup_monitoring.sh does).
-tools="${MIXMON_DEPLOY_TOOLS:-${HOME:-/tmp}/.cache/mixmon/deploy-tools}"
+tools="${DEPLOY_TOOLS_DIR:-${HOME:-/tmp}/.cache/mixmon/deploy-tools}"
 [ -d "$tools/bin" ] && PATH="$tools/bin:$PATH"
 command -v checkov >/dev/null 2>&1 || { echo "checkov is missing: scripts/test.sh installs it into $tools" >&2; exit 1; }
 

@@ -51,7 +51,7 @@ fi
 
 # kubernetes-validate and checkov live in their own virtualenv (scripts/test.sh makes it), so
 # checkov's many pinned dependencies never change the machine's own Python packages.
-tools="${MIXMON_DEPLOY_TOOLS:-${HOME:-/tmp}/.cache/mixmon/deploy-tools}"
+tools="${DEPLOY_TOOLS_DIR:-${HOME:-/tmp}/.cache/mixmon/deploy-tools}"
 [ -d "$tools/bin" ] && PATH="$tools/bin:$PATH"
 
 need() {

@@ -63,8 +63,8 @@ if ! command -v kubectl >/dev/null 2>&1; then
 fi
 # In a virtualenv of their own: checkov pins dozens of packages, which must not change the
 # machine's. Where no virtualenv can be made, the usual pip fallbacks.
-deploy_tools="${MIXMON_DEPLOY_TOOLS:-${HOME:-/tmp}/.cache/mixmon/deploy-tools}"
-export MIXMON_DEPLOY_TOOLS="$deploy_tools"
+deploy_tools="${DEPLOY_TOOLS_DIR:-${HOME:-/tmp}/.cache/mixmon/deploy-tools}"
+export DEPLOY_TOOLS_DIR="$deploy_tools"
 if [ ! -x "$deploy_tools/bin/checkov" ] || [ ! -x "$deploy_tools/bin/kubernetes-validate" ]; then
     echo "== installing kubernetes-validate and checkov into $deploy_tools (the deployment's schema and policy checks)"
     if python3 -m venv "$deploy_tools" 2>/dev/null; then
