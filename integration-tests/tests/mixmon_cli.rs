@@ -109,7 +109,15 @@ async fn mixmon_check_prints_every_check_and_fails_when_one_is_down() -> anyhow:
         &["check".into(), "--once".into(), "--json".into(), "--config".into(), mixed.display().to_string()],
     )?;
     ensure!(code == 1, "{out}");
-    let json_start = out.find(['[', '{']).context("no JSON")?;
+    // The log holds stderr too: a warning's colour codes hold '[', so the JSON starts at the
+    // first line that starts with a bracket.
+    let json_start = out
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .chain(std::iter::once(0))
+        .filter(|i| out[*i..].starts_with(['[', '{']))
+        .min()
+        .context("no JSON")?;
     let body: serde_json::Value = serde_json::from_str(out[json_start..].trim()).with_context(|| out.clone())?;
     ensure!(body.to_string().contains("edge") && body.to_string().contains("api"), "{body}");
     Ok(())
