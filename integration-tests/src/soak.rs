@@ -334,6 +334,25 @@ async fn dashboard_client(
 }
 
 /// Resident memory of a process in MB (`VmRSS`).
+/// How much a process's resident memory grew over the measured span: the median of its last
+/// window of samples minus the median of its first, each window a quarter of the span and at
+/// most 5 minutes. A query replica under 50 clients swings by a hundred megabytes between one
+/// sample and the next (a 24 h answer in flight or not); two single samples would measure the
+/// swing, the medians measure the level it swings around, which is what a leak moves.
+fn rss_growth(samples: &[(Duration, f64)]) -> f64 {
+    let (Some(&(from, _)), Some(&(to, _))) = (samples.first(), samples.last()) else {
+        return 0.0;
+    };
+    let window = ((to - from) / 4).min(Duration::from_secs(300));
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
+    };
+    let first = median(samples.iter().filter(|(at, _)| *at <= from + window).map(|(_, rss)| *rss).collect());
+    let last = median(samples.iter().filter(|(at, _)| *at + window >= to).map(|(_, rss)| *rss).collect());
+    last - first
+}
+
 fn rss_mb(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -560,8 +579,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
         let redis_pid = Arc::clone(&redis_pid);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let mut first: BTreeMap<String, f64> = BTreeMap::new();
-            let mut last: BTreeMap<String, f64> = BTreeMap::new();
+            let mut measured: BTreeMap<String, Vec<(Duration, f64)>> = BTreeMap::new();
             let mut trace = Vec::new();
             let mut samples = 0_u64;
             loop {
@@ -571,9 +589,9 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
                 for (name, pid) in pids {
                     if let Some(rss) = pid.and_then(rss_mb) {
                         line.push_str(&format!(" {name} {rss:.1}"));
-                        if started.elapsed() >= rss_from {
-                            first.entry(name.clone()).or_insert(rss);
-                            last.insert(name, rss);
+                        let at = started.elapsed();
+                        if at >= rss_from {
+                            measured.entry(name).or_default().push((at, rss));
                         }
                     }
                 }
@@ -587,7 +605,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
                     _ = stop.changed() => break,
                 }
             }
-            let growth = last.iter().map(|(name, rss)| (name.clone(), rss - first[name])).collect::<Vec<_>>();
+            let growth = measured.iter().map(|(name, samples)| (name.clone(), rss_growth(samples))).collect::<Vec<_>>();
             (growth, trace)
         })
     };
@@ -733,4 +751,28 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<SoakReport> {
     }
     drop(disk);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(rss: impl Fn(u64) -> f64) -> Vec<(Duration, f64)> {
+        (0..300).map(|i| (Duration::from_secs(300 + i * 5), rss(i))).collect()
+    }
+
+    #[test]
+    fn a_swing_without_a_trend_is_no_growth() {
+        let swinging = series(|i| if i % 3 == 0 { 220.0 } else { 95.0 + (i % 2) as f64 });
+        assert!(rss_growth(&swinging).abs() <= 1.0, "{}", rss_growth(&swinging));
+    }
+
+    #[test]
+    fn a_leak_is_measured_through_the_swing() {
+        // 0.1 MB per sample over 300 samples under the same swing: about 25 MB between the
+        // medians of the first and the last 5 minutes.
+        let leaking = series(|i| i as f64 * 0.1 + if i % 3 == 0 { 220.0 } else { 95.0 });
+        let growth = rss_growth(&leaking);
+        assert!((20.0..=30.0).contains(&growth), "{growth}");
+    }
 }
