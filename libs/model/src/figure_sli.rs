@@ -53,12 +53,26 @@ pub fn requests(fields: &Fields) -> Option<i64> {
         .then(|| with_prefix(fields, REQUESTS_PREFIX).fold(0i64, |sum, (_, v)| sum.saturating_add(v.max(0))))
 }
 
-/// Requests per second over a window of `window_ms`.
+/// The wall time (ms) that a region's samples weighted by `weights` (the sum of each pod's
+/// own coverage, such as `cw`) stand for: the coverage of one pod on average (`weights / n̄`,
+/// with `n̄ = pn / cm` the pods scraped at a time) over the minutes marked (`cm`). So a
+/// minute in progress counts for as far as its scrapes reach, a window before the first scrape
+/// counts for nothing, and a rollout that replaces every pod by a new one changes nothing.
+/// `None` for fields written before the prober reported coverage (no `pn`).
+fn covered_ms(fields: &Fields, weights: &str) -> Option<f64> {
+    let (pods, minutes) = (fields.sum("pn"), fields.sum("cm"));
+    (pods > 0 && minutes > 0).then(|| fields.sum(weights).max(0) as f64 * minutes as f64 / pods as f64)
+}
+
+/// Requests per second over the time the request deltas cover (see [`covered_ms`]); with
+/// fields written before probers reported it, over the window's length `window_ms`. `None`
+/// when no delta covers any time.
 pub fn request_rate(fields: &Fields, window_ms: i64) -> Option<f64> {
-    if window_ms <= 0 {
+    let over_ms = covered_ms(fields, "cw").unwrap_or(window_ms as f64);
+    if over_ms <= 0.0 {
         return None;
     }
-    requests(fields).and_then(|n| finite(n as f64 * 1_000.0 / window_ms as f64))
+    requests(fields).and_then(|n| finite(n as f64 * 1_000.0 / over_ms))
 }
 
 /// The non-200 share of requests (the operators' error rate); `None` without requests.
@@ -139,10 +153,13 @@ pub fn processing_mean_ms(fields: &Fields) -> Option<f64> {
     ratio(fields.sum("hs"), fields.sum("hc")).map(|us| us / 1_000.0)
 }
 
-/// Active streams averaged over a window of `window_ms` (`st / window_ms`): the samples'
-/// weights are ms, so a region's pods add up. `None` when no stream gauge was sampled.
+/// Active streams, the region's pods added up, averaged over the time the samples cover
+/// (`st` over the coverage of `stw`, see [`covered_ms`]); with fields written before probers
+/// reported coverage, over the window's length `window_ms`. `None` when no stream gauge was
+/// sampled.
 pub fn active_streams(fields: &Fields, window_ms: i64) -> Option<f64> {
-    (fields.sum("stw") > 0 && window_ms > 0).then(|| fields.sum("st") as f64 / window_ms as f64).and_then(finite)
+    let over_ms = covered_ms(fields, "stw").unwrap_or(window_ms as f64);
+    (fields.sum("stw") > 0 && over_ms > 0.0).then(|| fields.sum("st") as f64 / over_ms).and_then(finite)
 }
 
 /// The highest audio peak in dB.
@@ -390,6 +407,113 @@ mod tests {
         assert!(close(processing_mean_ms(&f), Some(30.0)));
         assert!(close(scrape_success(&f), Some(0.75)));
         assert!(close(scrape_success(&fields(&[("sf", 2)], &[])), Some(0.0)));
+    }
+
+    /// The minute Fields of `pods` pods of one region at `rps` requests/s each, scraped every
+    /// `interval_ms` from `start_ms` on, pod `i` at phase `i * interval / pods`, up to `now_ms`,
+    /// as the prober reports them (deltas covering the time since the previous scrape, the
+    /// first scrape of each pod without deltas, the first of each minute flagged).
+    fn region_minutes(pods: u32, rps: f64, interval_ms: i64, start_ms: i64, now_ms: i64) -> BTreeMap<i64, Fields> {
+        use crate::figures::fold_mixer;
+        use crate::sample::MixerSample;
+        let mut minutes: BTreeMap<i64, Fields> = BTreeMap::new();
+        for pod in 0..pods {
+            let (mut previous, mut previous_minute) = (None::<i64>, None::<i64>);
+            let mut at = start_ms + i64::from(pod) * interval_ms / i64::from(pods);
+            while at <= now_ms {
+                let covered = previous.map_or(0, |p| at - p);
+                let minute = at.div_euclid(60_000);
+                let sample = MixerSample {
+                    pod: crate::EntityName::new(&format!("pod-{pod}")).unwrap(),
+                    node: crate::EntityName::new("n").unwrap(),
+                    at_ms: at,
+                    weight_ms: u32::try_from(interval_ms).unwrap(),
+                    scrape_ok: true,
+                    restarted: false,
+                    // The exact count: the test is about the division, not about rounding.
+                    requests: if covered > 0 { vec![(200, (rps * covered as f64 / 1_000.0) as u64)] } else { vec![] },
+                    duration_buckets: vec![],
+                    duration_count: 0,
+                    duration_sum_us: 0,
+                    active_streams: Some(10.0),
+                    audio_peak_db: None,
+                    audio_lufs: None,
+                    genres: vec![],
+                    covered_ms: u32::try_from(covered).unwrap(),
+                    first_in_minute: previous_minute != Some(minute),
+                };
+                fold_mixer(minutes.entry(minute).or_default(), &sample);
+                (previous, previous_minute) = (Some(at), Some(minute));
+                at += interval_ms;
+            }
+        }
+        minutes
+    }
+
+    fn window(minutes: &BTreeMap<i64, Fields>, from: i64, to: i64) -> Fields {
+        let mut merged = Fields::default();
+        minutes.range(from..to).for_each(|(_, f)| merged.merge(f));
+        merged
+    }
+
+    #[test]
+    fn rates_divide_by_the_time_covered_not_the_window() {
+        // 3 pods at 10 req/s, scraped every 15 s from 00:00:07 (the last first seen at 00:00:17):
+        // 30 req/s whatever the window.
+        let start = 7_000;
+        for now in [18_000, 20_000, 40_000, 61_000, 75_500, 119_000, 185_000, 299_999] {
+            let mut minutes = region_minutes(3, 10.0, 15_000, start, now);
+            let current = now.div_euclid(60_000);
+            let mut listed: Vec<(crate::Minute, Fields)> =
+                minutes.into_iter().map(|(m, f)| (crate::Minute(m), f)).collect();
+            crate::figures::count_pods_not_yet_heard(&mut listed, crate::Minute(current));
+            minutes = listed.into_iter().map(|(m, f)| (m.0, f)).collect();
+            let in_progress = window(&minutes, current, current + 1);
+            let whole = window(&minutes, 0, current + 1);
+            for (what, fields) in [("the minute in progress", &in_progress), ("since the start", &whole)] {
+                let rate = request_rate(fields, 60_000);
+                if fields.is_empty() {
+                    // A minute just begun, no scrape in it yet: no data, not 0.
+                    assert_eq!((rate, active_streams(fields, 60_000)), (None, None), "{what} at {now}");
+                    continue;
+                }
+                match rate {
+                    // Before each pod's second scrape nothing is covered yet.
+                    None => assert!(now < start + 30_000, "{what} at {now}: no rate"),
+                    Some(rate) => assert!((rate - 30.0).abs() < 1e-6, "{what} at {now}: {rate} req/s, not 30"),
+                }
+                let streams = active_streams(fields, 60_000).unwrap();
+                assert!((streams - 30.0).abs() < 1e-6, "{what} at {now}: {streams} streams, not 30");
+            }
+        }
+    }
+
+    #[test]
+    fn regions_merged_alongside_add_their_rates() {
+        // 2 regions, 3 pods at 10 req/s and 5 pods at 4 req/s: 50 req/s for the globe, in the
+        // minute in progress and over five minutes; merged across time instead, the marks would
+        // double and the rate halve.
+        let now = 4 * 60_000 + 20_000;
+        let (a, b) = (region_minutes(3, 10.0, 15_000, 1_000, now), region_minutes(5, 4.0, 10_000, 2_500, now));
+        for (from, to) in [(4, 5), (0, 5), (1, 4)] {
+            let mut globe = window(&a, from, to);
+            globe.merge_concurrent(&window(&b, from, to));
+            let rate = request_rate(&globe, 60_000).unwrap();
+            assert!((rate - 50.0).abs() < 0.5, "minutes {from}..{to}: {rate} req/s, not 50");
+            let mut wrong = window(&a, from, to);
+            wrong.merge(&window(&b, from, to));
+            assert!(request_rate(&wrong, 60_000).unwrap() < 30.0);
+        }
+    }
+
+    #[test]
+    fn fields_without_coverage_divide_by_the_window() {
+        // Written before probers reported coverage: no `pn`, so the window's length.
+        let f = fields(&[("rq:200", 600), ("so", 4)], &[]);
+        assert!(close(request_rate(&f, 60_000), Some(10.0)));
+        // Reported, but only first scrapes so far: nothing covered, no rate.
+        let first = fields(&[("so", 2), ("pn", 2), ("cm", 1)], &[]);
+        assert_eq!(request_rate(&first, 60_000), None);
     }
 
     #[test]

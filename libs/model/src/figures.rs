@@ -19,6 +19,9 @@
 //! | mixer | `lus`, `lun` | sum | LUFS sum (milli-LU) and count |
 //! | mixer | `g:<genre>` | sum | genre classifications |
 //! | mixer | `so`, `sf`, `rs` | sum | scrapes ok, scrapes failed, pod restarts seen |
+//! | mixer | `cw` | sum | the time the request deltas cover (ms), summed over the pods |
+//! | mixer | `pn` | sum | pods with a successful scrape in the minute (each pod once per minute) |
+//! | mixer | `cm` | mark | minutes with a successful scrape: 1 in a minute, their count in an hour |
 //! | node | `cpu`, `cpun` | sum | CPU busy ratio × 10⁶, and count |
 //! | node | `cpux` | max | CPU busy ratio × 10⁶ |
 //! | node | `mu`, `mt`, `mn` | sum | memory used, total (bytes), count |
@@ -33,6 +36,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+/// Fields that mark a minute rather than count in it: 1 however often a minute is written, and
+/// in an hour (or any merge across time) the number of minutes marked. A store sets them once
+/// per minute (Redis: `HSETNX` on the minute, and the hour's count moves only when it did).
+pub const MINUTE_MARKS: [&str; 1] = ["cm"];
+
+/// Whether `field` is one of the [`MINUTE_MARKS`].
+pub fn is_minute_mark(field: &str) -> bool {
+    MINUTE_MARKS.contains(&field)
+}
 
 use crate::ids::{EntityName, IdError, Region};
 use crate::sample::{MixerSample, NodeSample, PodSample};
@@ -136,9 +149,33 @@ impl Fields {
         *slot = (*slot).max(value);
     }
 
+    /// Marks `field` (one of the [`MINUTE_MARKS`]) in this minute: set, not added.
+    pub fn mark(&mut self, field: impl Into<String>) {
+        self.sums.insert(field.into(), 1);
+    }
+
+    /// Merges Fields of another stretch of time (minutes into an hour, hours into a window):
+    /// sums add, marks too (so they count the minutes marked), maxima take the larger.
     pub fn merge(&mut self, other: &Fields) {
         for (field, value) in &other.sums {
             self.add(field.clone(), *value);
+        }
+        for (field, value) in &other.maxes {
+            self.max(field.clone(), *value);
+        }
+    }
+
+    /// Merges Fields of the same stretch of time (two writes into one minute, or two regions'
+    /// windows into the globe's): as [`Fields::merge`], except that a mark takes the larger
+    /// count, since the minutes it counts are the same minutes.
+    pub fn merge_concurrent(&mut self, other: &Fields) {
+        for (field, value) in &other.sums {
+            if is_minute_mark(field) {
+                let slot = self.sums.entry(field.clone()).or_insert(*value);
+                *slot = (*slot).max(*value);
+            } else {
+                self.add(field.clone(), *value);
+            }
         }
         for (field, value) in &other.maxes {
             self.max(field.clone(), *value);
@@ -200,10 +237,37 @@ fn add_nonzero(fields: &mut Fields, field: impl Into<String>, value: i64) {
     }
 }
 
+/// Counts, in a region's minute in progress, the pods that have not reported in it yet.
+///
+/// A minute's `pn` counts the pods scraped in it, and a rate divides the requests by the
+/// coverage of one pod on average (`cw / pn`). A minute just begun has heard from only some
+/// pods (with 15 s scrapes, for its first 15 s): the coverage of those is right, but the
+/// region's rate is the rate of all its pods, so the count must be theirs. Until the minute
+/// ends, the previous minute's count stands for it when it is larger; a complete minute keeps
+/// its own, so a pod that went away is no longer counted once its last minute is over.
+///
+/// `minutes` ascending, of one mixer subject; `now` the minute in progress.
+pub fn count_pods_not_yet_heard(minutes: &mut [(crate::Minute, Fields)], now: crate::Minute) {
+    let [.., (previous_minute, previous), (last_minute, last)] = minutes else {
+        return;
+    };
+    if last_minute.0 == now.0 && previous_minute.0 + 1 == now.0 {
+        let heard_before = previous.sum("pn");
+        if heard_before > last.sum("pn") && last.sum("cm") > 0 {
+            last.sums.insert("pn".to_string(), heard_before);
+        }
+    }
+}
+
 /// Folds one mixer scrape into its region's minute (the fields of the `mixer` rows above).
 pub fn fold_mixer(fields: &mut Fields, sample: &MixerSample) {
     if sample.scrape_ok {
         fields.add("so", 1);
+        fields.mark("cm");
+        if sample.first_in_minute {
+            fields.add("pn", 1);
+        }
+        add_nonzero(fields, "cw", i64::from(sample.covered_ms));
     } else {
         fields.add("sf", 1);
     }
@@ -328,6 +392,8 @@ mod tests {
             audio_peak_db: Some(-3.2104),
             audio_lufs: Some(-14.0),
             genres: vec![(name("jazz"), 5), (name("rock"), 2)],
+            covered_ms: 15_000,
+            first_in_minute: true,
         }
     }
 
@@ -362,6 +428,8 @@ mod tests {
         assert_eq!(
             sorted(&fields.sums),
             [
+                ("cm", 1),
+                ("cw", 15_000),
                 ("g:jazz", 5),
                 ("g:rock", 2),
                 ("hb:+Inf", 1),
@@ -373,6 +441,7 @@ mod tests {
                 ("lus", -14_000),
                 ("pkn", 1),
                 ("pks", -3_210),
+                ("pn", 1),
                 ("rq:200", 90),
                 ("rq:503", 3),
                 ("rs", 1),

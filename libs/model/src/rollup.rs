@@ -321,6 +321,8 @@ mod tests {
             audio_peak_db: None,
             audio_lufs: None,
             genres: vec![],
+            covered_ms: 0,
+            first_in_minute: false,
         };
         delta.add_record(&region, &Record::Mixer(mixer.clone())).unwrap();
         delta.add_mixer(&region, &MixerSample { at_ms: 119_999, pod: name("ai-2"), ..mixer });

@@ -71,6 +71,12 @@ pub struct MixerSample {
     pub audio_lufs: Option<f64>,
     /// `ai_mixer_genre_classifications_total` increase by genre, sorted by genre.
     pub genres: Vec<(EntityName, u64)>,
+    /// The time the deltas cover: since the pod's previous successful scrape (0 when there
+    /// are no deltas). Rates divide by the time covered, not by a window's length.
+    pub covered_ms: u32,
+    /// The pod's first successful scrape in the minute of `at_ms`: how a region's minute counts
+    /// its pods (see [`crate::figures`]).
+    pub first_in_minute: bool,
 }
 
 /// One sample of the prober's node.

@@ -99,6 +99,8 @@ impl TryFrom<pb::MixerSample> for MixerSample {
             audio_peak_db: finite("mixer.audio_peak_db", s.audio_peak_db)?,
             audio_lufs: finite("mixer.audio_lufs", s.audio_lufs)?,
             genres,
+            covered_ms: s.covered_ms,
+            first_in_minute: s.first_in_minute,
         })
     }
 }
@@ -132,6 +134,8 @@ impl From<&MixerSample> for pb::MixerSample {
                 .iter()
                 .map(|(name, count)| pb::NamedCount { name: name.to_string(), count: *count })
                 .collect(),
+            covered_ms: s.covered_ms,
+            first_in_minute: s.first_in_minute,
         }
     }
 }
@@ -292,6 +296,8 @@ mod tests {
             audio_peak_db: Some(-6.5),
             audio_lufs: Some(-14.2),
             genres: vec![(n("jazz"), 4), (n("rock"), 9)],
+            covered_ms: 14_980,
+            first_in_minute: true,
         }
     }
 

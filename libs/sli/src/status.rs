@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use mixmon_model::figure_sli;
 use mixmon_model::sli::{self, HealthStatus, HealthThresholds};
-use mixmon_model::{Fields, Minute, Rollup, SeriesKey, SubjectKind};
+use mixmon_model::{figures, Fields, Minute, Rollup, SeriesKey, SubjectKind};
 use mixmon_store::Store;
 use serde::{Serialize, Serializer};
 
@@ -137,7 +137,8 @@ pub async fn mixer_snapshot(store: &dyn Store, now_ms: i64) -> Result<Vec<MixerS
     let end = Minute::containing(now_ms).0 + 1;
     let from = end - RECENT_MINUTES;
     let window_ms = now_ms - Minute(from).start_ms();
-    let read = store.read_figures(&subjects, Minute(from), Minute(end)).await?;
+    let mut read = store.read_figures(&subjects, Minute(from), Minute(end)).await?;
+    read.iter_mut().for_each(|minutes| figures::count_pods_not_yet_heard(minutes, Minute::containing(now_ms)));
     let mut merged = Fields::default();
     let mut regional = Vec::with_capacity(subjects.len());
     for (subject, minutes) in subjects.iter().zip(&read) {
@@ -145,7 +146,7 @@ pub async fn mixer_snapshot(store: &dyn Store, now_ms: i64) -> Result<Vec<MixerS
         for (_, f) in minutes.iter().filter(|(m, _)| (from..end).contains(&m.0)) {
             fields.merge(f);
         }
-        merged.merge(&fields);
+        merged.merge_concurrent(&fields);
         regional.push(MixerStatus::of(subject.region.as_str(), &fields, window_ms));
     }
     let mut rows = vec![MixerStatus::of(MERGED_REGION, &merged, window_ms)];

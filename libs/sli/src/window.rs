@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use mixmon_model::alert::{Counts, LabelSet, Scope};
-use mixmon_model::{Fields, Minute, Rollup, SeriesKey, Subject, SubjectKind};
+use mixmon_model::{figures, Fields, Minute, Rollup, SeriesKey, Subject, SubjectKind};
 use mixmon_store::{Store, StoreError, MAX_READ_KEYS};
 
 use crate::figure::{FigureMetric, Stat};
@@ -179,7 +179,8 @@ async fn figure_instances(
     let minutes = usize::try_from(to.0 - from.0).unwrap_or(usize::MAX).max(1);
     let mut per_subject = Vec::with_capacity(subjects.len());
     for chunk in subjects.chunks((MAX_READ_KEYS / minutes).max(1)) {
-        for (subject, read) in chunk.iter().zip(store.read_figures(chunk, from, to).await?) {
+        for (subject, mut read) in chunk.iter().zip(store.read_figures(chunk, from, to).await?) {
+            figures::count_pods_not_yet_heard(&mut read, Minute::containing(now_ms));
             let mut fields = Fields::default();
             for (_, f) in read.iter().filter(|(m, _)| (from.0..to.0).contains(&m.0)) {
                 fields.merge(f);
@@ -201,7 +202,7 @@ async fn figure_instances(
             }
             Scope::EndpointRegion | Scope::Endpoint | Scope::Prober => continue,
         };
-        groups.entry(labels).or_default().merge(&fields);
+        groups.entry(labels).or_default().merge_concurrent(&fields);
     }
     let mut out = Vec::new();
     for (labels, fields) in groups {

@@ -84,7 +84,7 @@ impl Store for MemoryStore {
         for ((subject, minute), fields) in
             delta.figures.iter().filter(|((s, _), f)| fresh_subjects.contains(s) && !f.is_empty())
         {
-            inner.figures.entry(subject.clone()).or_default().entry(*minute).or_default().merge(fields);
+            inner.figures.entry(subject.clone()).or_default().entry(*minute).or_default().merge_concurrent(fields);
             newest = newest.max(Some(*minute));
         }
         for (series, records) in delta.records.iter().filter(|(s, _)| fresh.contains(&s.check)) {

@@ -433,6 +433,37 @@ mod cases {
         assert_eq!(read_figures_one(store, &a, m, m.next()).await[0].1.max_of("mrx"), Some(big));
     }
 
+    /// A minute mark is 1 in its minute however many probers and batches mark it, and an hour
+    /// counts its marked minutes once each; resends change nothing.
+    pub async fn minute_marks_count_each_minute_once(store: &dyn Store) {
+        let a = mixer("ap");
+        let hour = Minute(base().0 - 240).hour();
+        let first = hour.first_minute();
+        let marked = |requests: i64| {
+            let mut fields = Fields::default();
+            fields.mark("cm");
+            fields.add("rq:200", requests);
+            fields
+        };
+        // Two probers mark minute 0; one batch marks minutes 0, 1 and 61 (the next hour).
+        store.apply_batch(&batch("p1", 1, 1), &figures_delta(&[(&a, first, marked(1))])).await.unwrap();
+        store.apply_batch(&batch("p2", 1, 1), &figures_delta(&[(&a, first, marked(2))])).await.unwrap();
+        let spanning = figures_delta(&[
+            (&a, first, marked(4)),
+            (&a, Minute(first.0 + 1), marked(8)),
+            (&a, Minute(first.0 + 61), marked(16)),
+        ]);
+        store.apply_batch(&batch("p3", 1, 1), &spanning).await.unwrap();
+        assert_eq!(store.apply_batch(&batch("p3", 1, 1), &spanning).await.unwrap(), ApplyOutcome::Duplicate);
+        let minutes = read_figures_one(store, &a, first, Minute(first.0 + 120)).await;
+        let seen: Vec<(i64, i64, i64)> =
+            minutes.iter().map(|(m, f)| (m.0 - first.0, f.sum("cm"), f.sum("rq:200"))).collect();
+        assert_eq!(seen, [(0, 1, 7), (1, 1, 8), (61, 1, 16)]);
+        let hourly = store.read_figures_hourly(std::slice::from_ref(&a), hour, Hour(hour.0 + 2)).await.unwrap();
+        let hours: Vec<(i64, i64)> = hourly[0].iter().map(|(_, f)| (f.sum("cm"), f.sum("rq:200"))).collect();
+        assert_eq!(hours, [(2, 15), (1, 16)], "the first hour has two marked minutes, the second one");
+    }
+
     /// Hourly figures are the merge of their minutes, across batches, half-open by hour.
     pub async fn hourly_figures_are_the_merge_of_minutes(store: &dyn Store) {
         let a = node("us-west", "n-2");
@@ -598,6 +629,7 @@ conformance!(
     a_resend_completes_a_partly_applied_batch_of_figures,
     figure_maxes_keep_negative_values,
     hourly_figures_are_the_merge_of_minutes,
+    minute_marks_count_each_minute_once,
     list_subjects_is_sorted_and_complete,
     all_regions_rollups_are_stored_once_and_not_listed,
     large_counters_add_exactly,

@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use mixmon_model::time::MINUTES_PER_HOUR;
-use mixmon_model::{Fields, Hour, Minute, Subject, SubjectKind};
+use mixmon_model::{figures, Fields, Hour, Minute, Subject, SubjectKind};
 use mixmon_store::{Store, StoreError, MAX_READ_KEYS};
 use serde_json::{json, Map, Value};
 
@@ -161,12 +161,32 @@ pub(crate) fn select_figures(
     groups
 }
 
+/// Every subject's minute fields in `from..to`; when the minute in progress (`now`) is among
+/// them, the minute before it is read too, to count the pods not heard from in it yet
+/// ([`figures::count_pods_not_yet_heard`]), so a caller must skip minutes before `from`.
+async fn read_minutes(
+    store: &dyn Store,
+    subjects: &[Subject],
+    from: i64,
+    to: i64,
+    now: Minute,
+) -> Result<Vec<Vec<(Minute, Fields)>>, StoreError> {
+    let in_progress = (from..to).contains(&now.0);
+    let read_from = if in_progress { from - 1 } else { from };
+    let mut read = store.read_figures(subjects, Minute(read_from), Minute(to)).await?;
+    if in_progress {
+        read.iter_mut().for_each(|minutes| figures::count_pods_not_yet_heard(minutes, now));
+    }
+    Ok(read)
+}
+
 /// Every subject's fields per point of `timeline`: from hourly fields when the step is whole
 /// hours, else from minutes.
 async fn load_points(
     store: &dyn Store,
     subjects: &[Subject],
     timeline: &Timeline,
+    now: Minute,
 ) -> Result<Vec<Vec<Fields>>, StoreError> {
     let mut out = vec![vec![Fields::default(); timeline.points]; subjects.len()];
     if subjects.is_empty() {
@@ -193,7 +213,7 @@ async fn load_points(
     let mut chunk_from = first;
     while chunk_from < end {
         let chunk_to = Hour::ceil(Minute(chunk_from + chunk_minutes)).first_minute().0.min(end);
-        let read = store.read_figures(subjects, Minute(chunk_from), Minute(chunk_to)).await?;
+        let read = read_minutes(store, subjects, chunk_from, chunk_to, now).await?;
         for (minutes, points) in read.iter().zip(out.iter_mut()) {
             for (minute, fields) in minutes.iter().filter(|(m, _)| (chunk_from..chunk_to).contains(&m.0)) {
                 place(points, minute.0, fields);
@@ -206,7 +226,13 @@ async fn load_points(
 
 /// Every subject's fields over minutes `from..to`, exactly: whole hours from hourly fields,
 /// the ragged ends from minutes.
-async fn load_whole(store: &dyn Store, subjects: &[Subject], from: i64, to: i64) -> Result<Vec<Fields>, StoreError> {
+async fn load_whole(
+    store: &dyn Store,
+    subjects: &[Subject],
+    from: i64,
+    to: i64,
+    now: Minute,
+) -> Result<Vec<Fields>, StoreError> {
     let mut out = vec![Fields::default(); subjects.len()];
     if subjects.is_empty() || from >= to {
         return Ok(out);
@@ -226,7 +252,7 @@ async fn load_whole(store: &dyn Store, subjects: &[Subject], from: i64, to: i64)
         edges.push((from, to));
     }
     for (edge_from, edge_to) in edges.into_iter().filter(|(a, b)| a < b) {
-        let read = store.read_figures(subjects, Minute(edge_from), Minute(edge_to)).await?;
+        let read = read_minutes(store, subjects, edge_from, edge_to, now).await?;
         for (minutes, whole) in read.iter().zip(out.iter_mut()) {
             for (_, fields) in minutes.iter().filter(|(m, _)| (edge_from..edge_to).contains(&m.0)) {
                 whole.merge(fields);
@@ -236,10 +262,10 @@ async fn load_whole(store: &dyn Store, subjects: &[Subject], from: i64, to: i64)
     Ok(out)
 }
 
-/// The fields of one group: its members' merged.
+/// The fields of one group: its members' merged, alongside (they cover the same time).
 fn merge_members<'a>(members: impl Iterator<Item = &'a Fields>) -> Fields {
     let mut merged = Fields::default();
-    members.for_each(|f| merged.merge(f));
+    members.for_each(|f| merged.merge_concurrent(f));
     merged
 }
 
@@ -265,8 +291,9 @@ pub(crate) async fn run_target(
     // Per group (in `groups` order per kind): its fields per point, or over the whole range.
     let mut folded: HashMap<SubjectKind, Vec<Vec<Fields>>> = HashMap::new();
     let (from, to) = timeline.range_minutes();
+    let now = Minute::containing(chrono::Utc::now().timestamp_millis());
     if target.table {
-        let whole = load_whole(store, &subjects, from, to).await?;
+        let whole = load_whole(store, &subjects, from, to, now).await?;
         for (kind, list) in &groups {
             let per_group = list
                 .iter()
@@ -275,7 +302,7 @@ pub(crate) async fn run_target(
             folded.insert(*kind, per_group);
         }
     } else {
-        let points = load_points(store, &subjects, timeline).await?;
+        let points = load_points(store, &subjects, timeline, now).await?;
         for (kind, list) in &groups {
             let per_group = list
                 .iter()

@@ -276,6 +276,8 @@ async fn samples_folded_by_the_model_read_back() {
                     audio_peak_db: Some(-6.0),
                     audio_lufs: Some(-14.0),
                     genres: vec![(EntityName::new("rock").unwrap(), 3)],
+                    covered_ms: 0,
+                    first_in_minute: false,
                 },
             );
         }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use mixmon_model::figures::is_minute_mark;
 use mixmon_model::{
     CheckId, Fields, Hour, Minute, Phase, RawRecord, Rollup, RollupDelta, SeriesKey, Subject, RECORDS_KEPT,
 };
@@ -88,7 +89,9 @@ return 1
 /// - `ARGV[1]` batch seq (decimal u64), `ARGV[2]` watermark TTL s; then for each hash, in
 ///   `KEYS` order: its `EXPIREAT` unix seconds, S, S (field, increment) pairs for `HINCRBY`,
 ///   M, M (field, value) pairs that replace the stored value when above it (decimal i64,
-///   compared exactly, negatives included).
+///   compared exactly, negatives included), K, K (field, index in `KEYS` of the minute's
+///   hour hash) pairs of minute marks: set to 1 in the minute if absent (`HSETNX`), and only
+///   then counted in the hour, so an hour counts each marked minute once whoever marks it.
 ///
 /// Returns 1 when applied, 0 for a resend; a foreign value at a key fails it before any write.
 pub(super) const FIGURES_SCRIPT: &str = r#"
@@ -133,6 +136,14 @@ for k = 2, #KEYS do
     local current = redis.call('HGET', key, ARGV[i])
     if not current or int_lt(current, ARGV[i + 1]) then
       redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+    end
+    i = i + 2
+  end
+  local marks = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, marks do
+    if redis.call('HSETNX', key, ARGV[i], 1) == 1 then
+      redis.call('HINCRBY', KEYS[tonumber(ARGV[i + 1])], ARGV[i], 1)
     end
     i = i + 2
   end
@@ -289,19 +300,26 @@ pub(super) fn by_subject(delta: &RollupDelta) -> Vec<SubjectDelta<'_>> {
 
 /// The `EVALSHA` applying one subject's share of a batch, hourly sums pre-merged.
 pub(super) fn subject_command(sha: &str, batch: &BatchId, part: &SubjectDelta<'_>) -> redis::Cmd {
+    // Marks are counted in the hour by the script, once per minute newly marked.
     let mut hours: BTreeMap<Hour, Fields> = BTreeMap::new();
     for (minute, fields) in &part.minutes {
-        hours.entry(minute.hour()).or_default().merge(fields);
+        let hour = hours.entry(minute.hour()).or_default();
+        hour.merge(fields);
+        hour.sums.retain(|name, _| !is_minute_mark(name));
     }
+    // 1-based index in KEYS of each hour's hash: after the watermark and the minutes.
+    let hour_index: BTreeMap<Hour, usize> =
+        hours.keys().enumerate().map(|(i, hour)| (*hour, 2 + part.minutes.len() + i)).collect();
     let mut keys = Vec::with_capacity(1 + part.minutes.len() + hours.len());
     keys.push(keys::figures_watermark(part.subject, &batch.prober, batch.epoch));
     let mut args: Vec<Vec<u8>> =
         vec![batch.seq.to_string().into_bytes(), keys::WATERMARK_TTL_SECONDS.to_string().into_bytes()];
-    let mut push_fields = |key: String, expire_at: i64, fields: &Fields| {
+    let mut push_fields = |key: String, expire_at: i64, fields: &Fields, hour: Option<usize>| {
         keys.push(key);
         args.push(expire_at.to_string().into_bytes());
-        args.push(fields.sums.len().to_string().into_bytes());
-        for (name, increment) in &fields.sums {
+        let (marks, sums): (Vec<_>, Vec<_>) = fields.sums.iter().partition(|(name, _)| is_minute_mark(name));
+        args.push(sums.len().to_string().into_bytes());
+        for (name, increment) in sums {
             args.push(name.as_bytes().to_vec());
             args.push(increment.to_string().into_bytes());
         }
@@ -310,12 +328,24 @@ pub(super) fn subject_command(sha: &str, batch: &BatchId, part: &SubjectDelta<'_
             args.push(figure_field::max(name).into_bytes());
             args.push(value.to_string().into_bytes());
         }
+        let marks: Vec<_> = marks.into_iter().filter(|(_, value)| **value > 0).collect();
+        match hour {
+            Some(hour) if !marks.is_empty() => {
+                args.push(marks.len().to_string().into_bytes());
+                for (name, _) in marks {
+                    args.push(name.as_bytes().to_vec());
+                    args.push(hour.to_string().into_bytes());
+                }
+            }
+            _ => args.push(b"0".to_vec()),
+        }
     };
     for (minute, fields) in &part.minutes {
-        push_fields(keys::figures(part.subject, *minute), keys::rollup_expire_at(*minute), fields);
+        let hour = hour_index.get(&minute.hour()).copied();
+        push_fields(keys::figures(part.subject, *minute), keys::rollup_expire_at(*minute), fields, hour);
     }
     for (hour, fields) in &hours {
-        push_fields(keys::figures_hour(part.subject, *hour), keys::rollup_hour_expire_at(*hour), fields);
+        push_fields(keys::figures_hour(part.subject, *hour), keys::rollup_hour_expire_at(*hour), fields, None);
     }
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(sha).arg(keys.len()).arg(&keys);

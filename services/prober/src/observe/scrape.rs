@@ -149,6 +149,11 @@ pub struct PodScraper {
     tracker: SeriesTracker<SeriesId>,
     conn: Option<Conn>,
     warn: RateLimitedWarn,
+    /// When the previous successful scrape was: the deltas of the next cover the time since.
+    last_ok_at_ms: Option<i64>,
+    /// The minute (unix ms / 60 000) of the latest successful scrape, so the first of each
+    /// minute is flagged.
+    last_ok_minute: Option<i64>,
 }
 
 impl PodScraper {
@@ -159,6 +164,8 @@ impl PodScraper {
             tracker: SeriesTracker::new(RETAIN_MISSING),
             conn: None,
             warn: RateLimitedWarn::new(Duration::from_secs(300)),
+            last_ok_at_ms: None,
+            last_ok_minute: None,
         }
     }
 
@@ -184,8 +191,16 @@ impl PodScraper {
         match parsed {
             Ok(scrape) => {
                 let deltas = self.tracker.observe(observation(&scrape));
-                let (sample, notes) =
+                let (mut sample, notes) =
                     build_sample(&deltas, self.pod.clone(), node.clone(), at_ms, settings.weight_ms());
+                if deltas.continuity != Continuity::FirstScrape {
+                    let since = self.last_ok_at_ms.map_or(0, |last| at_ms.saturating_sub(last).max(0));
+                    sample.covered_ms = u32::try_from(since).unwrap_or(u32::MAX);
+                }
+                let minute = at_ms.div_euclid(60_000);
+                sample.first_in_minute = self.last_ok_minute != Some(minute);
+                self.last_ok_at_ms = Some(at_ms);
+                self.last_ok_minute = Some(minute);
                 if notes != BuildNotes::default() {
                     tracing::debug!(pod = %self.pod, ?notes, "scrape had series that could not be used");
                 }
@@ -292,6 +307,8 @@ fn failed_sample(pod: EntityName, node: EntityName, at_ms: i64, weight_ms: u32) 
         audio_peak_db: None,
         audio_lufs: None,
         genres: Vec::new(),
+        covered_ms: 0,
+        first_in_minute: false,
     }
 }
 
@@ -376,6 +393,9 @@ pub fn build_sample(
         audio_peak_db,
         audio_lufs,
         genres: genres.into_iter().map(|(g, v)| (g, count(v))).filter(|(_, n)| *n > 0).collect(),
+        // Set by the scraper, which knows when the previous scrape was.
+        covered_ms: 0,
+        first_in_minute: false,
     };
     (sample, notes)
 }
