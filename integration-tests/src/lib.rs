@@ -2,9 +2,11 @@
 //! in a temporary directory, and reads back the addresses they bound (ready files), so each
 //! end-to-end test reads as a scenario. `faults` holds the fault scenarios that both the
 //! tests and `scripts/bench.sh faults` run; `soak` the day of load and faults that
-//! `scripts/soak.sh` runs.
+//! `scripts/soak.sh` runs; `dashboards` the Grafana dashboards' requests that the dashboards
+//! test and `scripts/bench.sh dashboards` send.
 
 pub mod alerting;
+pub mod dashboards;
 pub mod faults;
 pub mod notifications;
 pub mod receivers;
