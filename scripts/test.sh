@@ -27,6 +27,10 @@ if ! command -v amtool >/dev/null 2>&1; then
     echo "== installing prometheus-alertmanager (amtool reads mixmon's Alertmanager API; mixmon forwards to a real Alertmanager)"
     apt_install prometheus-alertmanager
 fi
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    echo "== installing prometheus (2.42: promtool checks every service's /metrics, a real Prometheus scrapes them)"
+    apt_install prometheus
+fi
 if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
     echo "== installing aiosmtpd (the notification test's real SMTP server, with STARTTLS and AUTH)"
     python3 -m pip install --quiet aiosmtpd 2>/dev/null \

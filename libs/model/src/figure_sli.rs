@@ -424,7 +424,7 @@ mod tests {
                 let covered = previous.map_or(0, |p| at - p);
                 let minute = at.div_euclid(60_000);
                 let sample = MixerSample {
-                    pod: crate::EntityName::new(&format!("pod-{pod}")).unwrap(),
+                    pod: crate::EntityName::new(format!("pod-{pod}")).unwrap(),
                     node: crate::EntityName::new("n").unwrap(),
                     at_ms: at,
                     weight_ms: u32::try_from(interval_ms).unwrap(),

@@ -1,5 +1,8 @@
 //! One way to start logging for every binary: `tracing` to stderr, filtered by `RUST_LOG`
-//! (default `info`). OpenTelemetry export and the Prometheus registry join here later.
+//! (default `info`); and [`metrics`], the services' own Prometheus metrics. OpenTelemetry
+//! export joins here later.
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 

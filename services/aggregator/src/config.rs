@@ -49,6 +49,16 @@ pub struct AggregatorConfig {
     /// What the gRPC listener allows: open connections and their idle timeout.
     #[serde(default)]
     pub connections: mixmon_listener::ConnectionLimits,
+    /// `[metrics] listen = "0.0.0.0:9464"`: serve `GET /metrics` there (off when absent).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// The aggregator's own metrics listener (`[metrics]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: Option<String>,
 }
 
 /// The alert rule evaluator (`[alerting]`).

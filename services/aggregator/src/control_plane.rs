@@ -327,7 +327,10 @@ async fn apply_with_retry(
     let mut delay = Duration::from_millis(50);
     let mut warned = false;
     loop {
-        match state.store.apply_batch(id, delta).await {
+        let started = std::time::Instant::now();
+        let applied = state.store.apply_batch(id, delta).await;
+        state.stats.apply_seconds.observe_since(started);
+        match applied {
             Ok(outcome) => {
                 if warned {
                     tracing::info!(prober = %id.prober, seq = id.seq, "store is back; batch stored");
@@ -335,6 +338,7 @@ async fn apply_with_retry(
                 return Some(outcome);
             }
             Err(err) => {
+                state.stats.store_errors.fetch_add(1, Ordering::Relaxed);
                 if !warned {
                     let kind = if matches!(err, StoreError::Unavailable(_)) { "unavailable" } else { "failing" };
                     tracing::warn!(prober = %id.prober, seq = id.seq, error = %err, "store {kind}; holding the batch and retrying");

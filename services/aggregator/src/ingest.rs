@@ -76,6 +76,10 @@ pub struct IngestStats {
     pub batches_duplicate: AtomicU64,
     pub batches_rejected: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
+    /// Store calls that failed (each retry of a held batch counts).
+    pub store_errors: AtomicU64,
+    /// How long each `apply_batch` took, failures included.
+    pub apply_seconds: mixmon_telemetry::metrics::Histogram,
 }
 
 impl IngestStats {

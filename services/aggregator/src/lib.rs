@@ -15,6 +15,7 @@ pub mod control_plane;
 pub mod ingest;
 pub mod notifier;
 pub mod observations;
+pub mod own_metrics;
 pub mod registry;
 pub mod reload;
 pub mod server;

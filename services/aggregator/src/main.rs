@@ -43,12 +43,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::spawn(reload::watch_file(path.clone(), handle.clone(), Arc::default(), stop_rx.clone()));
     }
     let alerting = mixmon_aggregator::alerting::start(&config.alerting, store.clone(), handle.clone(), stop_rx)?;
+    let (probers, stats) = (Arc::default(), Arc::default());
+    if let Some(listen) = &config.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("metrics.listen: cannot listen on {listen}"))?;
+        tracing::info!(address = %listener.local_addr()?, "own metrics: GET /metrics");
+        let router = mixmon_aggregator::own_metrics::router(mixmon_aggregator::own_metrics::registry(&stats, &probers));
+        let listener = mixmon_listener::GuardedListener::new(listener, config.connections);
+        tokio::spawn(async move {
+            if let Err(error) = mixmon_listener::serve_http(listener, router, std::future::pending()).await {
+                tracing::warn!(%error, "the metrics listener stopped");
+            }
+        });
+    }
     let options = ServeOptions {
         catalogue: handle,
         store,
         auth_token: token,
-        registry: Arc::default(),
-        stats: Arc::default(),
+        registry: probers,
+        stats,
         connections: config.connections,
     };
     mixmon_aggregator::serve(options, listener, mixmon_config::process::shutdown_signal()).await?;

@@ -4,7 +4,7 @@
 //! stopped or has not turned for [`STALL_AFTER`]; `GET /readyz` answers 200 once the prober
 //! holds an assignment snapshot from an aggregator (from then on it probes, connected or not,
 //! buffering what it cannot send), and 503 before. They say nothing else, so they need no
-//! token; anything but these two paths is a 404.
+//! token. `GET /metrics` serves the prober's own metrics; anything else is a 404.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,9 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use mixmon_telemetry::metrics::{self, Registry};
 
 /// A control loop silent this long is stuck: every wait inside it is bounded well below this
 /// (connect 3 s, each stream's opening 10 s, backoff at most 10 s, a beat every 5 s while a
@@ -102,12 +104,23 @@ fn answer(outcome: Result<(), String>) -> (StatusCode, String) {
     }
 }
 
-/// `GET /healthz` and `GET /readyz` over `health`.
-pub fn router(health: Arc<Health>) -> Router {
+/// `GET /healthz` and `GET /readyz` over `health`, and `GET /metrics`: the prober's own
+/// metrics in Prometheus text format (counts of its buffer, scrapes and records; no names, no
+/// targets, so like the health answers they need no token).
+pub fn router(health: Arc<Health>, registry: Registry) -> Router {
+    let own_metrics = Router::new()
+        .route(
+            "/metrics",
+            get(|State(registry): State<Registry>| async move {
+                ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::render(registry.families()))
+            }),
+        )
+        .with_state(registry);
     Router::new()
         .route("/healthz", get(|State(h): State<Arc<Health>>| async move { answer(h.live()) }))
         .route("/readyz", get(|State(h): State<Arc<Health>>| async move { answer(h.ready()) }))
         .with_state(health)
+        .merge(own_metrics)
 }
 
 /// Binds `addr` now, so a taken port fails the prober's start, naming the setting.
@@ -118,10 +131,10 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, crate::Pr
 }
 
 /// The endpoints served on `listener` until the returned [`Server`] is dropped.
-pub fn serve(listener: tokio::net::TcpListener, health: Arc<Health>) -> Server {
+pub fn serve(listener: tokio::net::TcpListener, health: Arc<Health>, registry: Registry) -> Server {
     let listener = mixmon_listener::GuardedListener::new(listener, limits());
     Server(tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router(health)).await {
+        if let Err(error) = axum::serve(listener, router(health, registry)).await {
             tracing::warn!(%error, "the health endpoints stopped");
         }
     }))

@@ -16,6 +16,7 @@ pub mod config;
 pub mod ground_truth;
 pub mod health;
 pub mod observe;
+mod own_metrics;
 pub mod scheduler;
 pub mod uplink;
 pub mod wal;
@@ -54,11 +55,12 @@ pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send
     }
     let health = health::Health::new();
     health.beat();
+    let registry = mixmon_telemetry::metrics::Registry::new();
     let _health_server = match health_listen {
         Some(addr) => {
             let listener = health::bind(addr).await?;
-            tracing::info!(%addr, "health endpoints: GET /healthz, GET /readyz");
-            Some(health::serve(listener, health.clone()))
+            tracing::info!(%addr, "health endpoints: GET /healthz, GET /readyz, GET /metrics");
+            Some(health::serve(listener, health.clone(), registry.clone()))
         }
         None => None,
     };
@@ -126,13 +128,15 @@ pub async fn run(config: ProberConfig, shutdown: impl Future<Output = ()> + Send
         ),
         None => None,
     };
+    own_metrics::declare_buffer(&registry, &buffer);
+    let records = own_metrics::RecordCounter::declare(&registry);
     let observations = {
         // Observations skip the ground-truth log: it holds probe results only.
-        let sink = scheduler::ResultSink::new(buffer.clone(), None);
+        let sink = scheduler::ResultSink::new(buffer.clone(), None).counted(records.clone());
         let emit: observe::Emit = Arc::new(move |record| sink.record(record));
         observe::spawn(observe_settings, &identity.node, emit, stop_rx)?
     };
-    let sink = scheduler::ResultSink::new(buffer.clone(), ground_truth);
+    let sink = scheduler::ResultSink::new(buffer.clone(), ground_truth).counted(records);
     let scheduler = scheduler::Scheduler::new(http, sink);
     let uplink = uplink::Uplink::new(uplink::UplinkSettings {
         identity,

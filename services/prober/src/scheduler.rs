@@ -18,17 +18,27 @@ use crate::ground_truth::GroundTruth;
 pub struct ResultSink {
     buffer: Arc<ResultBuffer>,
     ground_truth: Option<Arc<GroundTruth>>,
+    counted: Option<crate::own_metrics::RecordCounter>,
 }
 
 impl ResultSink {
     pub fn new(buffer: Arc<ResultBuffer>, ground_truth: Option<GroundTruth>) -> Self {
-        Self { buffer, ground_truth: ground_truth.map(Arc::new) }
+        Self { buffer, ground_truth: ground_truth.map(Arc::new), counted: None }
+    }
+
+    /// Counts every record in the prober's metrics.
+    pub(crate) fn counted(mut self, counter: crate::own_metrics::RecordCounter) -> Self {
+        self.counted = Some(counter);
+        self
     }
 
     /// A probe result, a mixer scrape, a node or pod sample: all go through the same buffer.
     /// The ground-truth log (a test aid) lists probe results only.
     pub fn record(&self, record: impl Into<Record>) {
         let record = record.into();
+        if let Some(counter) = &self.counted {
+            counter.count(&record);
+        }
         if let (Some(truth), Record::Probe(result)) = (&self.ground_truth, &record) {
             truth.record(result);
         }

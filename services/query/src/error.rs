@@ -80,9 +80,15 @@ impl IntoResponse for QueryError {
             other => other.to_string(),
         };
         let body = json!({ "message": message, "error": { "code": self.code(), "message": message } });
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        response.extensions_mut().insert(ErrorKind(self.code()));
+        response
     }
 }
+
+/// The code of the error an answer carries, for the request counters (a bounded set of names).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorKind(pub &'static str);
 
 /// Clips text taken from a request before it is echoed in an error message.
 pub(crate) fn clip(text: &str, max_chars: usize) -> String {

@@ -22,6 +22,7 @@ mod figure_query;
 mod filter;
 mod limits;
 mod metric;
+mod own_metrics;
 mod query;
 mod receivers;
 mod records;
@@ -71,6 +72,8 @@ pub struct QueryOptions {
     pub request_timeout: std::time::Duration,
     /// `GET /status`: whether it is public, how often it refreshes.
     pub status_page: StatusPageOptions,
+    /// Metrics of other parts served with this service's on `GET /metrics` (`mixmon up`).
+    pub metrics_from: Vec<mixmon_telemetry::metrics::Registry>,
 }
 
 /// Far above a real dashboard panel (50 series x 1 700 points is 85 000), far below what
@@ -86,6 +89,7 @@ impl Default for QueryOptions {
             max_concurrent: limits::DEFAULT_MAX_CONCURRENT,
             request_timeout: limits::DEFAULT_REQUEST_TIMEOUT,
             status_page: StatusPageOptions::default(),
+            metrics_from: Vec::new(),
         }
     }
 }
@@ -101,6 +105,7 @@ pub(crate) struct AppState {
     pub started_at_ms: i64,
     /// The status page's last render, reused for a few seconds.
     pub status_page: Arc<status_page::Renders>,
+    pub metrics: own_metrics::QueryMetrics,
 }
 
 /// Folded (group, hour, step) blocks the query service keeps; a 24 h panel of 24 series at
@@ -125,11 +130,12 @@ pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
         points: Arc::new(compute::PointCache::new(POINT_CACHE_HOURS, POINT_CACHE_BYTES)),
         started_at_ms: chrono::Utc::now().timestamp_millis(),
         status_page: Arc::default(),
+        metrics: own_metrics::QueryMetrics::new(),
     };
     Router::new()
         .route("/", get(alive))
         .route("/healthz", get(alive))
-        .route("/metrics", post(catalog::metrics))
+        .route("/metrics", post(catalog::metrics).get(own_metrics::handler))
         .route("/metric-payload-options", post(catalog::payload_options))
         .route("/query", post(query::handler))
         .route("/variable", post(catalog::variable))
@@ -154,6 +160,8 @@ pub fn app(store: Arc<dyn Store>, options: QueryOptions) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         // Outermost: a shed request costs nothing, not even its authentication.
         .layer(middleware::from_fn_with_state(limits, limits::enforce))
+        // Outside even that, so shed requests are counted too.
+        .layer(middleware::from_fn_with_state(state.clone(), own_metrics::count))
         .with_state(state)
 }
 

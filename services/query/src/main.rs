@@ -51,6 +51,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         max_concurrent: config.limits.max_concurrent_requests,
         request_timeout: std::time::Duration::from_millis(config.limits.request_timeout_ms),
         status_page: config.status_page.options(),
+        metrics_from: Vec::new(),
     };
     let router = app(store, options);
     serve(listener, config.connections, router, shutdown()).await.context("server failed")?;
