@@ -59,6 +59,9 @@ pub fn prepare(
     health_check_interval: Option<&str>,
 ) -> Result<(Catalogue, Assignments), PrepareError> {
     mixmon_config::startup::check_listen(&config.listen).map_err(PrepareError::Invalid)?;
+    if let Some(listen) = &config.metrics.listen {
+        mixmon_config::startup::check_listen(listen).map_err(|e| PrepareError::Invalid(format!("metrics.{e}")))?;
+    }
     let resolved = resolve(config, health_check_interval)?;
     config.alerting.validate().map_err(PrepareError::Invalid)?;
     config.connections.validate().map_err(PrepareError::Invalid)?;
