@@ -14,6 +14,7 @@ usage() {
     echo "  notify      notifications: page and resolve latency, one region down, 100 fire/resolve cycles through SIGKILLs and a Redis restart, a 500-transition storm against Slack's limit [runs, default 3] [cycles, default 100]"
     echo "  hostile     a 31-day every-metric query alone and 20 at once against a release mixmon up --demo: status, RSS idle/peak/after, a dashboard answered meanwhile"
     echo "  query       p50/p99 of a 24 h dashboard query against 15 days of rollups in a real redis-server"
+    echo "  dashboards  the five Grafana dashboards' panels over 24 h, 1 then 50 clients, against 15 days of rollups, figures and alerts in a real redis-server: unanswered targets, p50/p99 per dashboard [rounds, default 5, each phase at most a minute]"
 }
 
 case "${1:-}" in
@@ -38,6 +39,9 @@ case "${1:-}" in
         ;;
     query)
         cargo run --quiet --release --locked -p mixmon-bench --bin query
+        ;;
+    dashboards)
+        cargo run --quiet --release --locked -p mixmon-bench --bin dashboards -- "${2:-5}"
         ;;
     detect)
         # Real processes (debug builds, as for faults); the evaluation timing runs in-process.
