@@ -224,7 +224,10 @@ async fn liveness_holds_while_the_prober_runs_and_readiness_waits_for_an_assignm
     // Connected and registered, but no snapshot yet: not ready.
     let (status, why) = probe(&format!("{base}/readyz")).await.unwrap();
     assert_eq!((status, why.as_str()), (503, "no assignment from an aggregator yet\n"));
-    assert_eq!(probe(&format!("{base}/metrics")).await.unwrap().0, 404, "nothing but the two endpoints");
+    let (status, metrics) = probe(&format!("{base}/metrics")).await.unwrap();
+    assert_eq!(status, 200, "the prober's own metrics: {metrics}");
+    assert!(metrics.contains("# TYPE mixmon_prober_buffer_records gauge"), "{metrics}");
+    assert_eq!(probe(&format!("{base}/debug")).await.unwrap().0, 404, "nothing but the three endpoints");
 
     release_tx.send(true).unwrap();
     let (_, ready) = wait_for_status(&format!("{base}/readyz"), 200).await;
